@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules
+//!
+//! - [`preset`]: which type each tensor gets, and fallbacks.
+//! - [`torch`]: a pure-Rust reader for PyTorch `pytorch_model.bin` checkpoints.
+//!
+//! The conversion itself reads `config.json` (`config`), opens the weights
+//! (`source`), plans and checks every tensor (`plan`), builds the metadata
+//! (`metadata`), then streams the tensors through the scalar reference quantizers
+//! (`quantize`) into [`mamba_format::Writer`] (`pipeline`).
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod metadata;
+mod options;
+mod pipeline;
+mod plan;
+pub mod preset;
+mod quantize;
+mod report;
+mod source;
+mod synthetic;
+mod tokenizer;
+pub mod torch;
+
+pub use config::SUPPORTED_ARCHITECTURES;
+pub use error::{ConvertError, ParseNameError};
+pub use metadata::{
+    KEY_CONVERTER, KEY_NAME, KEY_QUANTIZATION, KEY_SOURCE, KEY_SOURCE_FORMAT, KEY_SYNTHETIC,
+};
+pub use options::{ConvertOptions, Input, SyntheticSize};
+pub use pipeline::convert;
+pub use preset::Preset;
+pub use report::{human_bytes, peak_rss_bytes, Summary, TensorReport};

@@ -1,0 +1,114 @@
+//! `mamba-convert`: a thin command line over [`mamba_convert::convert`].
+//!
+//! Every failure prints one line `error: ...` and exits with status 1; usage errors are
+//! clap's (status 2, with the usage text).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Parser;
+use mamba_convert::{convert, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize};
+
+/// Convert a Hugging Face or state-spaces Mamba checkpoint (or a synthetic model) into
+/// one .mbin file.
+#[derive(Parser, Debug)]
+#[command(name = "mamba-convert", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    /// Checkpoint directory: config.json plus model.safetensors, sharded
+    /// model-*.safetensors with model.safetensors.index.json, or pytorch_model.bin.
+    #[arg(
+        value_name = "INPUT_DIR",
+        required_unless_present = "synthetic",
+        conflicts_with = "synthetic"
+    )]
+    input: Option<PathBuf>,
+
+    /// Output .mbin file.
+    #[arg(short, long, value_name = "OUT.mbin")]
+    output: PathBuf,
+
+    /// Tensor type for the weight matrices (norms, conv1d, biases, A and D always stay
+    /// f32); q4_k_m and q5_k_m are llama.cpp-style mixes (see PRESETS.md).
+    #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "f16", value_parser = preset_parser())]
+    preset: Preset,
+
+    /// Overwrite OUT.mbin if it exists.
+    #[arg(short, long)]
+    force: bool,
+
+    /// tokenizer.json to embed (default: INPUT_DIR/tokenizer.json when present).
+    #[arg(long, value_name = "PATH")]
+    tokenizer: Option<PathBuf>,
+
+    /// Write seeded random weights with the shapes of a published Mamba instead of
+    /// reading a checkpoint.
+    #[arg(long, value_name = "SIZE", value_parser = size_parser())]
+    synthetic: Option<SyntheticSize>,
+
+    /// Seed for --synthetic (any u64).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "synthetic")]
+    seed: u64,
+
+    /// No progress bar and no summary table (warnings and errors still print).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+const AFTER_HELP: &str = "\
+Exit status: 0 on success, 1 on a conversion error (one line `error: ...` on stderr; no
+output file is left behind), 2 on a usage error.";
+
+fn preset_parser() -> impl TypedValueParser<Value = Preset> {
+    let names: Vec<&'static str> = Preset::all().iter().map(|p| p.name()).collect();
+    PossibleValuesParser::new(names).try_map(|s| s.parse::<Preset>())
+}
+
+fn size_parser() -> impl TypedValueParser<Value = SyntheticSize> {
+    PossibleValuesParser::new(SyntheticSize::ALL.map(|s| s.name()))
+        .try_map(|s| s.parse::<SyntheticSize>())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let input = match (cli.synthetic, cli.input) {
+        (Some(size), _) => Input::Synthetic {
+            size,
+            seed: cli.seed,
+        },
+        (None, Some(dir)) => Input::Dir(dir),
+        (None, None) => {
+            // clap already enforces this; kept so that no path panics.
+            eprintln!("error: give INPUT_DIR or --synthetic SIZE");
+            return ExitCode::from(2);
+        }
+    };
+    let progress = !cli.quiet && std::io::stderr().is_terminal();
+    let opts = ConvertOptions {
+        input,
+        output: cli.output,
+        preset: cli.preset,
+        force: cli.force,
+        tokenizer: cli.tokenizer,
+        progress,
+    };
+    match convert(&opts) {
+        Ok(summary) => {
+            if !progress {
+                // Warnings were not printed live.
+                for w in &summary.warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+            if !cli.quiet {
+                eprint!("{}", summary.table(peak_rss_bytes()));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

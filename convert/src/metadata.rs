@@ -1,0 +1,108 @@
+//! The metadata written besides the `mamba.*` hyper-parameters: provenance
+//! (`general.*`) and the tokenizer.
+
+use std::path::Path;
+
+use mamba_format::arch::{KEY_BOS_ID, KEY_EOS_ID, KEY_PAD_ID, KEY_TOKENIZER_JSON};
+use mamba_format::{FormatError, MambaConfig, Metadata, Value};
+
+use crate::config::{Layout, SourceConfig};
+use crate::error::ConvertError;
+use crate::options::{ConvertOptions, Input};
+use crate::tokenizer::Tokenizer;
+
+/// Metadata key: model name (the input directory's name, or `synthetic-<size>`).
+pub const KEY_NAME: &str = "general.name";
+/// Metadata key: the input path (or a description of the synthetic model).
+pub const KEY_SOURCE: &str = "general.source";
+/// Metadata key: `huggingface-safetensors`, `mamba_ssm-pytorch`, ... or `synthetic`.
+pub const KEY_SOURCE_FORMAT: &str = "general.source_format";
+/// Metadata key: `mamba-convert <version>`.
+pub const KEY_CONVERTER: &str = "general.converter";
+/// Metadata key: the preset name (`q4_k_m`, `f16`, ...).
+pub const KEY_QUANTIZATION: &str = "general.quantization";
+/// Metadata key: true for random weights from [`Input::Synthetic`] (always written).
+pub const KEY_SYNTHETIC: &str = "general.synthetic";
+
+/// What the metadata says about the input besides its hyper-parameters.
+pub struct Described {
+    /// `general.name`.
+    pub name: String,
+    /// `general.source`.
+    pub source: String,
+    /// `general.source_format`.
+    pub source_format: &'static str,
+    /// The tokenizer to embed, if any.
+    pub tokenizer: Option<Tokenizer>,
+    /// bos, eos, pad.
+    pub ids: [Option<u32>; 3],
+}
+
+/// bos, eos, pad: the config's; else, for bos and eos (and pad of a `mamba_ssm`
+/// checkpoint, which names none), the tokenizer's `<|endoftext|>`.
+pub fn token_ids(cfg: &SourceConfig, tok: Option<&Tokenizer>) -> [Option<u32>; 3] {
+    let eot = tok.and_then(|t| t.endoftext_id);
+    let pad_default = if cfg.layout == Layout::MambaSsm {
+        eot
+    } else {
+        None
+    };
+    [
+        cfg.bos_id.or(eot),
+        cfg.eos_id.or(eot),
+        cfg.pad_id.or(pad_default),
+    ]
+}
+
+/// The directory's own name (`.` resolved), for `general.name`.
+pub fn dir_name(dir: &Path) -> String {
+    std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "model".into())
+}
+
+/// The complete metadata section; warns when there is no tokenizer.
+pub fn build_metadata(
+    opts: &ConvertOptions,
+    model: &MambaConfig,
+    d: &Described,
+    warnings: &mut Vec<String>,
+) -> Result<Metadata, ConvertError> {
+    let write_err = |source: FormatError| ConvertError::Write {
+        path: opts.output.clone(),
+        source,
+    };
+    let mut md = Metadata::new();
+    model.to_metadata(&mut md).map_err(write_err)?;
+    let mut entries = vec![
+        (KEY_NAME, Value::String(d.name.clone())),
+        (KEY_SOURCE, Value::String(d.source.clone())),
+        (KEY_SOURCE_FORMAT, Value::String(d.source_format.into())),
+        (
+            KEY_CONVERTER,
+            Value::String(format!("mamba-convert {}", env!("CARGO_PKG_VERSION"))),
+        ),
+        (KEY_QUANTIZATION, Value::String(opts.preset.name().into())),
+        (
+            KEY_SYNTHETIC,
+            Value::Bool(matches!(opts.input, Input::Synthetic { .. })),
+        ),
+    ];
+    match &d.tokenizer {
+        Some(t) => entries.push((KEY_TOKENIZER_JSON, Value::String(t.json.clone()))),
+        None => warnings.push(
+            "no tokenizer (no tokenizer.json in the input, no --tokenizer): the model will run on token ids only"
+                .into(),
+        ),
+    }
+    for (key, id) in [KEY_BOS_ID, KEY_EOS_ID, KEY_PAD_ID].into_iter().zip(d.ids) {
+        if let Some(id) = id {
+            entries.push((key, Value::U32(id)));
+        }
+    }
+    for (k, v) in entries {
+        md.set(k, v).map_err(write_err)?;
+    }
+    Ok(md)
+}

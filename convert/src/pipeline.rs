@@ -1,0 +1,342 @@
+//! [`convert`]: prepare (read the config, open the weights, plan and check every
+//! tensor, build the metadata), then stream the tensors one at a time into the
+//! `.mbin` writer.
+//!
+//! Memory stays near one tensor: its f32 values and its encoded bytes (a synthetic
+//! tensor is generated row by row, so only its encoded bytes). On any error the
+//! function returns before [`Writer::finish`], and dropping the writer deletes the
+//! temporary file, so a failed conversion leaves nothing behind.
+
+use std::path::Path;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mamba_format::checksum::checksum;
+use mamba_format::{FormatError, MambaConfig, Metadata, TensorSpec, Writer};
+use rayon::prelude::*;
+
+use crate::config::{read_config, Layout};
+use crate::error::ConvertError;
+use crate::metadata::{build_metadata, dir_name, token_ids, Described};
+use crate::options::{ConvertOptions, Input, SyntheticSize};
+use crate::plan::{
+    note_fallbacks, note_unused, plan_checkpoint, plan_synthetic, tied_lm_head, Planned, SourceRef,
+    Transform,
+};
+use crate::quantize::{first_non_finite, quantize_rows, NonFiniteOutput, Quantized};
+use crate::report::{Summary, TensorReport};
+use crate::source::{open_weights, StorageKind, WeightSource};
+use crate::synthetic::{row_generator, synthetic_config};
+use crate::tokenizer::load_tokenizer;
+
+/// Converts a checkpoint (or a synthetic model) into one `.mbin` file.
+///
+/// # Errors
+/// A [`ConvertError`] naming the file and tensor at fault; the output path is then
+/// left as it was (absent, or the old file when it existed).
+pub fn convert(opts: &ConvertOptions) -> Result<Summary, ConvertError> {
+    let start = Instant::now();
+    if !opts.force && opts.output.exists() {
+        return Err(ConvertError::OutputExists {
+            path: opts.output.clone(),
+        });
+    }
+    let job = match &opts.input {
+        Input::Dir(dir) => Job::from_dir(dir, opts)?,
+        Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts)?,
+    };
+    job.run(opts, start)
+}
+
+/// Where the tensor values come from.
+enum Weights {
+    /// A checkpoint; `refs[i]` is the source of `plan[i]`.
+    Checkpoint {
+        source: Box<dyn WeightSource>,
+        refs: Vec<SourceRef>,
+        /// A tied checkpoint's own `lm_head`, compared with the embedding at the end.
+        tied_lm_head: Option<SourceRef>,
+    },
+    /// Seeded random rows.
+    Synthetic { seed: u64 },
+}
+
+/// Everything decided before the first byte is written.
+struct Job {
+    model: MambaConfig,
+    weights: Weights,
+    plan: Vec<Planned>,
+    metadata: Metadata,
+    source_format: &'static str,
+    warnings: Vec<String>,
+}
+
+// -----------------------------------------------------------------------------------
+// Preparing
+// -----------------------------------------------------------------------------------
+
+impl Job {
+    fn from_dir(dir: &Path, opts: &ConvertOptions) -> Result<Job, ConvertError> {
+        if !dir.is_dir() {
+            return Err(ConvertError::InputNotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        let mut warnings = Vec::new();
+        let cfg = read_config(dir)?;
+        let source = open_weights(dir)?;
+        let (plan, refs) = plan_checkpoint(&cfg, source.as_ref(), opts.preset)?;
+        note_fallbacks(&plan, &mut warnings);
+        let tied_lm_head = tied_lm_head(&cfg, source.as_ref(), &mut warnings)?;
+        let used: Vec<&SourceRef> = refs.iter().chain(&tied_lm_head).collect();
+        note_unused(source.as_ref(), &used, &mut warnings);
+        let tokenizer_path = match &opts.tokenizer {
+            Some(p) => Some(p.clone()),
+            None => Some(dir.join("tokenizer.json")).filter(|p| p.is_file()),
+        };
+        let tokenizer = tokenizer_path
+            .map(|p| load_tokenizer(&p, cfg.model.vocab_size))
+            .transpose()?;
+        let source_format = match (cfg.layout, source.kind()) {
+            (Layout::HuggingFace, StorageKind::Safetensors) => "huggingface-safetensors",
+            (Layout::HuggingFace, StorageKind::Pytorch) => "huggingface-pytorch",
+            (Layout::MambaSsm, StorageKind::Pytorch) => "mamba_ssm-pytorch",
+            (Layout::MambaSsm, StorageKind::Safetensors) => "mamba_ssm-safetensors",
+        };
+        let described = Described {
+            name: dir_name(dir),
+            source: dir.display().to_string(),
+            source_format,
+            ids: token_ids(&cfg, tokenizer.as_ref()),
+            tokenizer,
+        };
+        let metadata = build_metadata(opts, &cfg.model, &described, &mut warnings)?;
+        Ok(Job {
+            model: cfg.model,
+            weights: Weights::Checkpoint {
+                source,
+                refs,
+                tied_lm_head,
+            },
+            plan,
+            metadata,
+            source_format,
+            warnings,
+        })
+    }
+
+    fn synthetic(
+        size: SyntheticSize,
+        seed: u64,
+        opts: &ConvertOptions,
+    ) -> Result<Job, ConvertError> {
+        let mut warnings = Vec::new();
+        let model = synthetic_config(size);
+        let plan = plan_synthetic(&model, opts.preset);
+        note_fallbacks(&plan, &mut warnings);
+        let tokenizer = opts
+            .tokenizer
+            .as_deref()
+            .map(|p| load_tokenizer(p, model.vocab_size))
+            .transpose()?;
+        let eot = tokenizer.as_ref().and_then(|t| t.endoftext_id);
+        let described = Described {
+            name: format!("synthetic-{size}"),
+            source: format!("synthetic {size} seed {seed}"),
+            source_format: "synthetic",
+            ids: [eot; 3],
+            tokenizer,
+        };
+        let metadata = build_metadata(opts, &model, &described, &mut warnings)?;
+        Ok(Job {
+            model,
+            weights: Weights::Synthetic { seed },
+            plan,
+            metadata,
+            source_format: "synthetic",
+            warnings,
+        })
+    }
+}
+
+// -----------------------------------------------------------------------------------
+// Writing
+// -----------------------------------------------------------------------------------
+
+impl Job {
+    fn run(self, opts: &ConvertOptions, start: Instant) -> Result<Summary, ConvertError> {
+        let write_err = |source: FormatError| ConvertError::Write {
+            path: opts.output.clone(),
+            source,
+        };
+        let specs: Vec<TensorSpec> = self
+            .plan
+            .iter()
+            .map(|p| TensorSpec::new(&p.def.name, p.chosen, &p.def.shape))
+            .collect();
+        let total: u64 = specs
+            .iter()
+            .map(|s| s.ty.bytes_for(s.shape.iter().product()).unwrap_or(0))
+            .sum();
+        let pb = progress_bar(opts.progress, total);
+        let mut warnings = self.warnings;
+        let warn = |msg: &str| {
+            if opts.progress {
+                pb.suspend(|| eprintln!("warning: {msg}"));
+            }
+        };
+        warnings.iter().for_each(|w| warn(w));
+        let mut writer =
+            Writer::create(&opts.output, &self.metadata, &specs, opts.force).map_err(write_err)?;
+
+        let n = self.plan.len();
+        let mut reports = Vec::with_capacity(n);
+        let mut embedding_hash = None;
+        for (i, p) in self.plan.iter().enumerate() {
+            pb.set_message(format!("[{}/{n}] {}", i + 1, p.def.name));
+            let (n_rows, row_len) = (p.n_rows(), p.row_len());
+            let quantized = match &self.weights {
+                Weights::Checkpoint {
+                    source,
+                    refs,
+                    tied_lm_head,
+                } => {
+                    let data = load(source.as_ref(), p, &refs[i], n_rows * row_len)?;
+                    if p.def.name == "embeddings.weight" && tied_lm_head.is_some() {
+                        embedding_hash = Some(checksum(bytemuck::cast_slice(&data)));
+                    }
+                    let fill = |r: usize, dst: &mut [f32]| {
+                        dst.copy_from_slice(&data[r * row_len..(r + 1) * row_len])
+                    };
+                    quantize_rows(p.chosen, n_rows, row_len, &fill)
+                }
+                Weights::Synthetic { seed } => {
+                    let gen = row_generator(&p.def, &self.model, *seed);
+                    quantize_rows(p.chosen, n_rows, row_len, &*gen)
+                }
+            };
+            let Quantized {
+                bytes,
+                max_abs_err,
+                rms_err,
+            } = quantized.map_err(|NonFiniteOutput { index, source }| {
+                ConvertError::QuantizedNonFinite {
+                    tensor: p.def.name.clone(),
+                    ty: p.chosen,
+                    index,
+                    value: source,
+                }
+            })?;
+            writer
+                .write_tensor(&p.def.name, &bytes)
+                .map_err(write_err)?;
+            pb.inc(bytes.len() as u64);
+            reports.push(TensorReport {
+                name: p.def.name.clone(),
+                shape: p.def.shape.clone(),
+                requested: p.requested,
+                chosen: p.chosen,
+                fallback: p.fallback,
+                max_abs_err,
+                rms_err,
+                bytes: bytes.len() as u64,
+            });
+        }
+
+        if let Weights::Checkpoint {
+            source,
+            tied_lm_head: Some(head),
+            ..
+        } = &self.weights
+        {
+            pb.set_message("comparing lm_head.weight with the embedding");
+            let values = source.read_f32(&head.name)?;
+            if Some(checksum(bytemuck::cast_slice(&values))) != embedding_hash {
+                let msg = format!(
+                    "{} in {} differs from the embedding but the config ties them: it was ignored",
+                    head.name,
+                    head.file.display()
+                );
+                warn(&msg);
+                warnings.push(msg);
+            }
+        }
+
+        pb.set_message("syncing");
+        writer.finish().map_err(write_err)?;
+        pb.finish_and_clear();
+        let file_bytes = std::fs::metadata(&opts.output)
+            .map_err(|source| ConvertError::Read {
+                path: opts.output.clone(),
+                source,
+            })?
+            .len();
+        Ok(Summary {
+            n_params: reports.iter().map(TensorReport::n_elements).sum(),
+            tensors: reports,
+            output: opts.output.clone(),
+            file_bytes,
+            seconds: start.elapsed().as_secs_f64(),
+            preset: opts.preset,
+            source_format: self.source_format,
+            warnings,
+        })
+    }
+}
+
+/// Reads one checkpoint tensor, refuses NaN/Inf, and applies its transform.
+fn load(
+    w: &dyn WeightSource,
+    p: &Planned,
+    src: &SourceRef,
+    n_elems: usize,
+) -> Result<Vec<f32>, ConvertError> {
+    let mut data = w.read_f32(&src.name)?;
+    if data.len() != n_elems {
+        // The planner checked the shape; a reader returning another length is a broken
+        // file or reader, not something to index past.
+        return Err(ConvertError::ShapeMismatch {
+            tensor: src.name.clone(),
+            file: src.file.clone(),
+            found: vec![data.len()],
+            expected: vec![n_elems],
+        });
+    }
+    let non_finite = |tensor: String, (index, value): (usize, f32)| ConvertError::NonFinite {
+        tensor,
+        file: src.file.clone(),
+        index,
+        value,
+    };
+    if let Some(bad) = first_non_finite(&data) {
+        return Err(non_finite(src.name.clone(), bad));
+    }
+    match src.transform {
+        Transform::Copy | Transform::DropMiddleDim => {}
+        Transform::NegExp => {
+            data.par_iter_mut().for_each(|a| *a = -(a.exp()));
+            if let Some(bad) = first_non_finite(&data) {
+                return Err(non_finite(
+                    format!("{} (= -exp({}))", p.def.name, src.name),
+                    bad,
+                ));
+            }
+        }
+    }
+    Ok(data)
+}
+
+/// A bytes-done progress bar on stderr, or a hidden one. indicatif draws nothing when
+/// stderr is not a terminal.
+fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    pb.set_style(style);
+    pb
+}

@@ -1,0 +1,266 @@
+//! Which type each tensor gets: [`Preset`], the tensor classes, and llama.cpp's
+//! fallback for rows that a block does not divide.
+//!
+//! # Presets
+//!
+//! Only tensors of role [`TensorRole::Matrix`] (embeddings, `in_proj`, `x_proj`,
+//! `dt_proj`, `out_proj`, `lm_head`) are ever quantized; every `F32Only` tensor
+//! (norms, conv1d, biases, `A`, `D`) stays f32 under every preset.
+//!
+//! | preset | embeddings / lm_head | `out_proj` of layer *i* | other matrices |
+//! |---|---|---|---|
+//! | any type name (`f32`, `f16`, `bf16`, `q8_0`, `q5_1`, `q5_0`, `q4_1`, `q4_0`, `q6_k`, `q5_k`, `q4_k`) | that type | that type | that type |
+//! | `q4_k_m` | q6_k | q6_k if `use_more_bits(i, n_layer)`, else q4_k | q4_k |
+//! | `q5_k_m` | q6_k | q6_k if `use_more_bits(i, n_layer)`, else q5_k | q5_k |
+//!
+//! `use_more_bits(i, n) = i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2` (integer
+//! division), llama.cpp's rule for its `_M` mixes: the first and last eighth of the
+//! layers and every third layer between get the larger type. In Mamba, `out_proj` plays
+//! the part of `ffn_down`/`attn_output` (it writes into the residual stream).
+//!
+//! # Fallback
+//!
+//! A row (the last dimension) must be a whole number of blocks. When it is not, the
+//! type falls back as llama.cpp's `tensor_type_fallback` does: q4_k → q5_0,
+//! q5_k → q5_1, q6_k → q8_0; if 32 does not divide the row either (or the requested
+//! type was already a 32-block type), f16. `dt_proj` rows are `dt_rank` long (4, 16, 48,
+//! 80, ...) and so often fall back; the fallback is recorded in
+//! [`crate::TensorReport::fallback`] and printed.
+//!
+//! Sources: `ggml-org/llama.cpp@007dbbf3fd17eefe9b47fee45f48f7ba5e62b714`
+//! `src/llama-quant.cpp` (`use_more_bits`, `tensor_type_fallback`,
+//! `llama_tensor_get_type`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use mamba_format::{QuantType, TensorDef, TensorRole};
+
+use crate::error::ParseNameError;
+
+/// How tensors are typed; see the module docs for the exact table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Preset {
+    /// Every matrix gets this type (F32Only tensors stay f32).
+    Uniform(QuantType),
+    /// llama.cpp-style Q4_K_M: q4_k, with q6_k for embeddings, lm_head and some
+    /// `out_proj`s.
+    Q4KM,
+    /// llama.cpp-style Q5_K_M: q5_k, with q6_k for embeddings, lm_head and some
+    /// `out_proj`s.
+    Q5KM,
+}
+
+impl Preset {
+    /// Every preset: the uniform ones in type-id order, then the mixes.
+    pub fn all() -> Vec<Preset> {
+        let mut v: Vec<Preset> = QuantType::ALL.into_iter().map(Preset::Uniform).collect();
+        v.extend([Preset::Q4KM, Preset::Q5KM]);
+        v
+    }
+
+    /// The command-line name (`"q8_0"`, `"q4_k_m"`), also written as
+    /// `general.quantization`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Uniform(t) => t.name(),
+            Preset::Q4KM => "q4_k_m",
+            Preset::Q5KM => "q5_k_m",
+        }
+    }
+
+    /// The type this preset asks for `def` (before any fallback) in a model of
+    /// `n_layer` layers.
+    pub fn requested_type(self, def: &TensorDef, n_layer: usize) -> QuantType {
+        if def.role == TensorRole::F32Only {
+            return QuantType::F32;
+        }
+        let base = match self {
+            Preset::Uniform(t) => return t,
+            Preset::Q4KM => QuantType::Q4_K,
+            Preset::Q5KM => QuantType::Q5_K,
+        };
+        match TensorClass::of(&def.name) {
+            TensorClass::Embeddings | TensorClass::LmHead => QuantType::Q6_K,
+            TensorClass::OutProj => match layer_index(&def.name) {
+                Some(i) if use_more_bits(i, n_layer) => QuantType::Q6_K,
+                _ => base,
+            },
+            _ => base,
+        }
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Preset {
+    type Err = ParseNameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Preset::all()
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| ParseNameError {
+                what: "type",
+                found: s.to_string(),
+                accepted: Preset::all()
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// llama.cpp's `use_more_bits`: true for the first and last eighth of the layers and
+/// every third layer in between.
+pub fn use_more_bits(i_layer: usize, n_layers: usize) -> bool {
+    let (i, n) = (i_layer as i64, n_layers as i64);
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+}
+
+/// The type actually written for a row of `row_len` elements when `requested` is
+/// asked for, and whether that is a fallback (see the module docs).
+pub fn fit_type(requested: QuantType, row_len: usize) -> (QuantType, bool) {
+    if row_len % requested.block_size() == 0 {
+        return (requested, false);
+    }
+    let next = match requested {
+        QuantType::Q4_K => QuantType::Q5_0,
+        QuantType::Q5_K => QuantType::Q5_1,
+        QuantType::Q6_K => QuantType::Q8_0,
+        _ => QuantType::F16,
+    };
+    if row_len % next.block_size() == 0 {
+        (next, true)
+    } else {
+        (QuantType::F16, true)
+    }
+}
+
+/// The groups of tensors the summary table reports on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TensorClass {
+    /// `embeddings.weight`.
+    Embeddings,
+    /// `layers.N.mixer.in_proj.weight`.
+    InProj,
+    /// `layers.N.mixer.x_proj.weight`.
+    XProj,
+    /// `layers.N.mixer.dt_proj.weight`.
+    DtProj,
+    /// `layers.N.mixer.out_proj.weight`.
+    OutProj,
+    /// `lm_head.weight` (untied models only).
+    LmHead,
+    /// Everything that always stays f32: norms, conv1d, biases, `A`, `D`.
+    F32,
+}
+
+impl TensorClass {
+    /// Every class, in table order.
+    pub const ALL: [TensorClass; 7] = [
+        TensorClass::Embeddings,
+        TensorClass::InProj,
+        TensorClass::XProj,
+        TensorClass::DtProj,
+        TensorClass::OutProj,
+        TensorClass::LmHead,
+        TensorClass::F32,
+    ];
+
+    /// The class of a standard tensor name.
+    pub fn of(name: &str) -> TensorClass {
+        if name == "embeddings.weight" {
+            TensorClass::Embeddings
+        } else if name == "lm_head.weight" {
+            TensorClass::LmHead
+        } else if name.ends_with(".mixer.in_proj.weight") {
+            TensorClass::InProj
+        } else if name.ends_with(".mixer.x_proj.weight") {
+            TensorClass::XProj
+        } else if name.ends_with(".mixer.dt_proj.weight") {
+            TensorClass::DtProj
+        } else if name.ends_with(".mixer.out_proj.weight") {
+            TensorClass::OutProj
+        } else {
+            TensorClass::F32
+        }
+    }
+
+    /// Label in the summary table.
+    pub fn label(self) -> &'static str {
+        match self {
+            TensorClass::Embeddings => "embeddings",
+            TensorClass::InProj => "in_proj",
+            TensorClass::XProj => "x_proj",
+            TensorClass::DtProj => "dt_proj",
+            TensorClass::OutProj => "out_proj",
+            TensorClass::LmHead => "lm_head",
+            TensorClass::F32 => "f32 tensors",
+        }
+    }
+}
+
+/// The layer number of a `layers.N.…` name.
+fn layer_index(name: &str) -> Option<usize> {
+    name.strip_prefix("layers.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in Preset::all() {
+            assert_eq!(p.name().parse::<Preset>(), Ok(p));
+            assert_eq!(p.to_string(), p.name());
+        }
+        assert!("q4_k_s".parse::<Preset>().is_err());
+    }
+
+    #[test]
+    fn use_more_bits_matches_llama_cpp() {
+        // n = 24 (mamba-130m): n/8 = 3, 7n/8 = 21.
+        let picked: Vec<usize> = (0..24).filter(|&i| use_more_bits(i, 24)).collect();
+        assert_eq!(picked, [0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23]);
+        // n = 2: n/8 = 0, 7n/8 = 1.
+        assert!(!use_more_bits(0, 2));
+        assert!(use_more_bits(1, 2));
+    }
+
+    #[test]
+    fn fallback_chain() {
+        use QuantType::*;
+        assert_eq!(fit_type(Q4_K, 768), (Q4_K, false));
+        assert_eq!(fit_type(Q4_K, 64), (Q5_0, true));
+        assert_eq!(fit_type(Q5_K, 160), (Q5_1, true));
+        assert_eq!(fit_type(Q6_K, 96), (Q8_0, true));
+        assert_eq!(fit_type(Q4_K, 48), (F16, true));
+        assert_eq!(fit_type(Q4_0, 4), (F16, true));
+        assert_eq!(fit_type(Q8_0, 16), (F16, true));
+        assert_eq!(fit_type(BF16, 3), (BF16, false));
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(
+            TensorClass::of("layers.3.mixer.dt_proj.weight"),
+            TensorClass::DtProj
+        );
+        assert_eq!(
+            TensorClass::of("layers.3.mixer.dt_proj.bias"),
+            TensorClass::F32
+        );
+        assert_eq!(layer_index("layers.17.mixer.out_proj.weight"), Some(17));
+    }
+}

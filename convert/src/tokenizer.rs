@@ -1,0 +1,98 @@
+//! The tokenizer to embed: a Hugging Face `tokenizer.json`, checked just enough to
+//! know it is one and that its ids fit the model.
+
+use std::path::Path;
+
+use mamba_format::metadata::MAX_STRING_LEN;
+use serde_json::Value;
+
+use crate::error::ConvertError;
+
+/// The end-of-text token of the GPT-NeoX tokenizer every published Mamba uses; a
+/// `mamba_ssm` config names no special ids, so they come from this token.
+pub const ENDOFTEXT: &str = "<|endoftext|>";
+
+/// A validated `tokenizer.json`.
+#[derive(Clone, Debug)]
+pub struct Tokenizer {
+    /// The file's text, embedded verbatim.
+    pub json: String,
+    /// The id of [`ENDOFTEXT`], if the tokenizer has it.
+    pub endoftext_id: Option<u32>,
+}
+
+/// Reads and checks a `tokenizer.json`: valid JSON, an object with a `model` key, no id
+/// at or beyond `vocab_size` (the model's embedding rows), small enough for a metadata
+/// string.
+pub fn load_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer, ConvertError> {
+    let bad = |why: String| ConvertError::BadTokenizer {
+        path: path.to_path_buf(),
+        why,
+    };
+    let read_err = |source| ConvertError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read_err)?.len();
+    if len > MAX_STRING_LEN {
+        return Err(bad(format!(
+            "{len} bytes, over the {MAX_STRING_LEN}-byte metadata string limit"
+        )));
+    }
+    let json = std::fs::read_to_string(path).map_err(read_err)?;
+    let value: Value =
+        serde_json::from_str(&json).map_err(|source| ConvertError::MalformedJson {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let model = value
+        .get("model")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| bad("no `model` object: not a Hugging Face tokenizer.json".into()))?;
+
+    // (token, id) pairs: the model's vocab (BPE/WordPiece map, or Unigram list) and
+    // the added tokens.
+    let mut max_id: Option<u64> = None;
+    let mut endoftext_id = None;
+    let mut see = |token: Option<&str>, id: Option<u64>| -> Result<(), ConvertError> {
+        let id = id.ok_or_else(|| bad(format!("token {token:?} has no integer id")))?;
+        max_id = max_id.max(Some(id));
+        if token == Some(ENDOFTEXT) {
+            endoftext_id = Some(id);
+        }
+        Ok(())
+    };
+    match model.get("vocab") {
+        Some(Value::Object(map)) => {
+            for (tok, id) in map {
+                see(Some(tok), id.as_u64())?;
+            }
+        }
+        Some(Value::Array(list)) => {
+            for (i, entry) in list.iter().enumerate() {
+                see(entry.get(0).and_then(Value::as_str), Some(i as u64))?;
+            }
+        }
+        _ => {}
+    }
+    for added in value
+        .get("added_tokens")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        see(
+            added.get("content").and_then(Value::as_str),
+            added.get("id").and_then(Value::as_u64),
+        )?;
+    }
+    if let Some(id) = max_id.filter(|&id| id >= vocab_size as u64) {
+        return Err(bad(format!(
+            "token id {id} is outside the model's {vocab_size}-row embedding"
+        )));
+    }
+    Ok(Tokenizer {
+        json,
+        endoftext_id: endoftext_id.map(|id| id as u32),
+    })
+}

@@ -1,0 +1,3 @@
+// Kernels for F16 (see matmul.h).
+#include "../matmul.h"
+KQ_INSTANTIATE(F16)

@@ -1,0 +1,106 @@
+//! Quantized activations: the matmul quantizes each activation row once, then every
+//! weight block is multiplied with integer dot products (ggml's scheme,
+//! `ggml-cpu/quants.c` `quantize_row_q8_0`/`q8_1`/`q8_K`,
+//! ggml-org/llama.cpp@04e1dd75).
+//!
+//! Two block forms, both with an f32 scale (ggml stores f16 in `block_q8_0` and
+//! `block_q8_1`; f32 is more accurate and costs nothing since these blocks never
+//! reach a file):
+//!
+//! | block          | for weights                    | contents |
+//! |----------------|--------------------------------|----------|
+//! | [`BlockQ8_1`]  | Q4_0, Q4_1, Q5_0, Q5_1, Q8_0  | 32 values, `d`, `s = d·Σq` (for the `+ m` term of Q4_1/Q5_1) |
+//! | [`BlockQ8K`]   | Q4_K, Q5_K, Q6_K               | 256 values, `d`, sums of each 16 (for the mins of Q4_K/Q5_K and the `-32` of Q6_K) |
+//!
+//! Quantization: `d = amax / 127`, `q = round_ties_even(x · 127 / amax)` in
+//! `-127..=127` (never -128, so the AVX2 sign trick cannot overflow).
+
+use bytemuck::{Pod, Zeroable};
+use mamba_format::QuantType;
+
+/// Values per [`BlockQ8_1`].
+pub const QK8_1: usize = 32;
+/// Values per [`BlockQ8K`].
+pub const QK_K: usize = 256;
+
+/// 32 activations quantized to 8 bits: `x ≈ d · q`.
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+#[repr(C)]
+pub struct BlockQ8_1 {
+    /// Scale.
+    pub d: f32,
+    /// `d · Σ qs`, for weight types with a minimum (`x = d·q + m`).
+    pub s: f32,
+    /// Quantized values.
+    pub qs: [i8; QK8_1],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == 40);
+
+/// 256 activations quantized to 8 bits: `x ≈ d · q`, with the sum of each 16.
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+#[repr(C)]
+pub struct BlockQ8K {
+    /// Scale.
+    pub d: f32,
+    /// Quantized values.
+    pub qs: [i8; QK_K],
+    /// `bsums[g] = Σ qs[16g .. 16g + 16]`.
+    pub bsums: [i16; QK_K / 16],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 292);
+
+/// The form a weight type wants its activations in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActType {
+    /// Plain f32 (F32, F16 and BF16 weights: no activation quantization).
+    F32,
+    /// [`BlockQ8_1`] blocks.
+    Q8_1,
+    /// [`BlockQ8K`] blocks.
+    Q8K,
+}
+
+impl ActType {
+    /// The activation form used with weights of type `ty`.
+    pub const fn for_weights(ty: QuantType) -> ActType {
+        match ty {
+            QuantType::F32 | QuantType::F16 | QuantType::BF16 => ActType::F32,
+            QuantType::Q4_K | QuantType::Q5_K | QuantType::Q6_K => ActType::Q8K,
+            QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q5_0 | QuantType::Q5_1 | QuantType::Q8_0 => ActType::Q8_1,
+        }
+    }
+
+    /// Bytes of one quantized activation row of `cols` values (`cols * 4` for f32).
+    pub fn row_bytes(self, cols: usize) -> usize {
+        match self {
+            ActType::F32 => cols * 4,
+            ActType::Q8_1 => cols / QK8_1 * std::mem::size_of::<BlockQ8_1>(),
+            ActType::Q8K => cols / QK_K * std::mem::size_of::<BlockQ8K>(),
+        }
+    }
+}
+
+/// Error budget of the tiled matmul (quantized activations) against
+/// [`crate::matmul::matmul_ref`] for weights of type `ty`.
+///
+/// For every output, `|y - y_ref| <= act_tolerance(ty) * ‖w_r‖₂ * ‖x_t‖₂`, where
+/// `w_r` is the dequantized weight row and `x_t` the f32 activation row. By
+/// Cauchy–Schwarz the activation-rounding error alone is at most
+/// `‖w_r‖₂ · ‖x_t - x̂_t‖₂`, and `‖x - x̂‖₂ / ‖x‖₂ <= √(block) / 254` in the worst case
+/// (0.022 for 32-blocks, 0.063 for 256-blocks); the budgets below are what the
+/// tests measure on Gaussian data (`tests/matmul.rs`), with about 3× headroom. The
+/// float types keep f32 activations, so only summation order differs.
+pub fn act_tolerance(ty: QuantType) -> f32 {
+    match ActType::for_weights(ty) {
+        ActType::F32 => TOL_F32_ACT,
+        ActType::Q8_1 => TOL_Q8_1_ACT,
+        ActType::Q8K => TOL_Q8K_ACT,
+    }
+}
+
+/// [`act_tolerance`] of F32, F16 and BF16 weights (f32 activations: rounding order only).
+pub const TOL_F32_ACT: f32 = 1e-6;
+/// [`act_tolerance`] of Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 weights ([`BlockQ8_1`] activations).
+pub const TOL_Q8_1_ACT: f32 = 1.5e-3;
+/// [`act_tolerance`] of Q4_K, Q5_K and Q6_K weights ([`BlockQ8K`] activations).
+pub const TOL_Q8K_ACT: f32 = 2.5e-3;

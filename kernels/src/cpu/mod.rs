@@ -1,0 +1,134 @@
+//! CPU feature detection, once, into a table of kernel functions.
+//!
+//! Three tables exist:
+//!
+//! | table       | matmul                                          | scan, conv1d      | chosen when |
+//! |-------------|-------------------------------------------------|-------------------|-------------|
+//! | [`SCALAR`]  | [`matmul_ref`]: f32 activations, exact reference | `_ref`            | `MAMBA_FORCE_SCALAR=1` |
+//! | [`GENERIC`] | tiled, quantized activations, `vec_dot_*_ref`    | `_ref`            | no SIMD table fits the CPU |
+//! | `avx2`      | tiled, quantized activations, AVX2 + FMA + F16C  | AVX2, fast `exp`  | x86-64 with AVX2, FMA and F16C (run-time check) |
+//!
+//! The choice is made on first use of [`kernels`] and never changes. Nothing is
+//! logged; [`Kernels::name`] says what was chosen. A binary built without
+//! `-C target-cpu=native` still gets the AVX2 table: detection is at run time
+//! (`is_x86_feature_detected!`), and the AVX2 functions carry their own
+//! `#[target_feature]`.
+//!
+//! The tiled tables quantize activations like ggml does (see [`act`]), so their
+//! results differ from [`matmul_ref`] by a documented, tested budget per weight type
+//! ([`act_tolerance`]). F32, F16 and BF16 weights keep f32 activations on every path.
+//! AVX-512 and NEON paths are not written: the development machine has neither, and
+//! untested SIMD code is not shipped.
+//!
+//! [`matmul_ref`]: crate::matmul::matmul_ref
+
+pub mod act;
+pub mod scalar;
+pub mod tile;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+use crate::ops::scan::{ScanInputs, ScanParams};
+use crate::weights::WeightView;
+use mamba_format::QuantType;
+use std::sync::OnceLock;
+
+pub use act::{act_tolerance, ActType, BlockQ8K, BlockQ8_1};
+
+/// `y = x · Wᵀ`; see [`crate::matmul::matmul`].
+pub type MatmulFn = fn(&WeightView<'_>, &[f32], usize, &mut [f32]);
+/// The selective scan; see [`crate::ops::scan::selective_scan`].
+pub type ScanFn = fn(&ScanParams<'_>, &ScanInputs<'_>, usize, usize, &mut [f32], &mut [f32]);
+/// Causal conv1d + SiLU; see [`crate::ops::conv1d::conv1d_silu`].
+pub type Conv1dFn = fn(&mut [f32], usize, &mut [f32], &[f32], Option<&[f32]>);
+
+/// The kernels chosen for this CPU.
+#[derive(Debug)]
+pub struct Kernels {
+    /// Name of the instruction set used (`"scalar"`, `"generic"`, `"avx2"`).
+    pub name: &'static str,
+    /// `y = x · Wᵀ`; see [`crate::matmul::matmul`].
+    pub matmul: MatmulFn,
+    /// The selective scan; see [`crate::ops::scan::selective_scan`].
+    pub selective_scan: ScanFn,
+    /// Causal conv1d + SiLU; see [`crate::ops::conv1d::conv1d_silu`].
+    pub conv1d_silu: Conv1dFn,
+}
+
+/// The scalar reference table: [`crate::matmul::matmul_ref`] and the `_ref` ops.
+pub static SCALAR: Kernels = Kernels {
+    name: "scalar",
+    matmul: crate::matmul::matmul_ref,
+    selective_scan: crate::ops::scan::selective_scan_ref,
+    conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+};
+
+/// The portable table: the tiled, threaded matmul with quantized activations over
+/// the scalar `vec_dot_*_ref` kernels (the same arithmetic as the SIMD tables, in
+/// plain Rust), and the `_ref` ops.
+pub static GENERIC: Kernels = Kernels {
+    name: "generic",
+    matmul: scalar::matmul_generic,
+    selective_scan: crate::ops::scan::selective_scan_ref,
+    conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+};
+
+static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
+
+/// True when `MAMBA_FORCE_SCALAR` is set to something other than `0` or empty.
+pub fn scalar_forced() -> bool {
+    std::env::var("MAMBA_FORCE_SCALAR").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The best kernels for this CPU, detected on first use.
+pub fn kernels() -> &'static Kernels {
+    CHOSEN.get_or_init(|| if scalar_forced() { &SCALAR } else { best() })
+}
+
+/// The best table this CPU supports, ignoring `MAMBA_FORCE_SCALAR`.
+pub fn best() -> &'static Kernels {
+    simd().first().copied().unwrap_or(&GENERIC)
+}
+
+/// Every SIMD table this CPU supports, best first (empty when none does). Tests
+/// compare each against the portable tables.
+pub fn simd() -> Vec<&'static Kernels> {
+    #[allow(unused_mut)]
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    v.extend(x86_64::avx2());
+    v
+}
+
+/// One weight type's matmul kernel on one instruction set: a row of a
+/// [`MatmulKernels`] table.
+#[derive(Debug)]
+pub struct TypeKernel {
+    /// The weight type.
+    pub ty: QuantType,
+    /// The form the activations take.
+    pub act: ActType,
+    /// Weight rows per tile (at most [`tile::MR`]).
+    pub rows_per_tile: usize,
+    /// The tile kernel.
+    pub tile: tile::TileFn,
+}
+
+/// The matmul kernels of one instruction set: activation quantizers and one row
+/// per weight type.
+#[derive(Debug)]
+pub struct MatmulKernels {
+    /// Quantizes one activation row (length a multiple of 32) to [`BlockQ8_1`].
+    pub quantize_q8_1: unsafe fn(&[f32], &mut [BlockQ8_1]),
+    /// Quantizes one activation row (length a multiple of 256) to [`BlockQ8K`].
+    pub quantize_q8_k: unsafe fn(&[f32], &mut [BlockQ8K]),
+    /// One row per [`QuantType`], in [`QuantType::ALL`] order.
+    pub types: [TypeKernel; 11],
+}
+
+impl MatmulKernels {
+    /// The row for `ty`.
+    pub fn get(&self, ty: QuantType) -> &TypeKernel {
+        self.types.iter().find(|k| k.ty == ty).expect("every QuantType has a kernel row")
+    }
+}

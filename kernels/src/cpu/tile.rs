@@ -1,0 +1,174 @@
+//! The tiled, threaded matmul driver shared by the quantized-activation tables.
+//!
+//! ```text
+//! quantize each token's activation row once (thread-local buffer, grown, never freed)
+//! split the weight rows into tasks (rayon), each a run of whole row tiles
+//! per task:  for each block of TOKEN_BLOCK tokens          (activations stay in L2)
+//!              for each tile of rows_per_tile (≤ MR) rows   (weights stay in L1)
+//!                for each group of ≤ NR tokens: tile kernel → MR×NR outputs
+//! ```
+//!
+//! A tile kernel unpacks each weight block once and reuses it for every token of
+//! the group. Each output is one independent dot product whose arithmetic does not
+//! depend on the tile shape, the token count or the thread split, so a token's
+//! result is the same whether it is computed alone (decode) or in a batch.
+//! Rows and tokens past the end of a partial tile repeat the last valid one; their
+//! outputs are discarded.
+
+use crate::cpu::act::{ActType, BlockQ8K, BlockQ8_1, QK8_1, QK_K};
+use crate::cpu::{MatmulKernels, TypeKernel};
+use crate::weights::WeightView;
+use bytemuck::Pod;
+use rayon::prelude::*;
+use std::cell::Cell;
+use std::ops::Range;
+
+/// Most weight rows in one tile.
+pub const MR: usize = 4;
+/// Most tokens in one tile.
+pub const NR: usize = 4;
+
+/// A tile kernel: `out[i][j] = dot(rows[i], toks[j])` for `i` below the kernel's
+/// rows-per-tile and `j < rn` (`1 <= rn <= NR`).
+///
+/// Each row slice is one stored weight row; each token slice one activation row in
+/// the [`ActType`] form of the kernel's weight type.
+///
+/// # Safety
+/// The CPU must support the instruction set of the table the kernel belongs to.
+/// Kernels check slice lengths themselves (and panic on a mismatch).
+pub type TileFn = unsafe fn(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]);
+
+/// Tokens whose activations one task keeps hot while walking its rows.
+const TOKEN_BLOCK: usize = 64;
+/// Below this many (weight bytes × tokens), the calling thread does the whole
+/// matmul: splitting costs more than it saves.
+const PAR_MIN_WORK: usize = 96 << 10;
+/// Tasks per thread, for load balance.
+const TASKS_PER_THREAD: usize = 4;
+
+thread_local! {
+    /// Quantized activations of the current call (u32 for alignment 4).
+    static ACT_BUF: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `y = x · Wᵀ` through `mk`'s kernels; see [`crate::matmul::matmul`].
+///
+/// # Safety
+/// The CPU must support the instruction set of `mk`.
+pub unsafe fn matmul_tiled(mk: &MatmulKernels, w: &WeightView<'_>, x: &[f32], n: usize, y: &mut [f32]) {
+    assert_eq!(x.len(), n * w.cols, "x has the wrong length");
+    assert_eq!(y.len(), n * w.rows, "y has the wrong length");
+    assert_eq!(w.data.len(), w.rows * w.row_bytes(), "weight view has the wrong length");
+    if n == 0 || w.rows == 0 {
+        return;
+    }
+    if w.cols == 0 {
+        y.fill(0.0);
+        return;
+    }
+    let tk = mk.get(w.ty);
+    let a_stride = tk.act.row_bytes(w.cols);
+    // Taken, not borrowed: a nested call on this thread (rayon work stealing) then
+    // finds an empty buffer and allocates its own instead of aliasing this one.
+    let mut buf = ACT_BUF.with(Cell::take);
+    let acts: &[u8] = match tk.act {
+        ActType::F32 => bytemuck::cast_slice(x),
+        ActType::Q8_1 => {
+            let nb = w.cols / QK8_1;
+            let blocks: &mut [BlockQ8_1] = grow(&mut buf, n * nb);
+            for (xr, br) in x.chunks_exact(w.cols).zip(blocks.chunks_exact_mut(nb)) {
+                (mk.quantize_q8_1)(xr, br);
+            }
+            bytemuck::cast_slice(blocks)
+        }
+        ActType::Q8K => {
+            let nb = w.cols / QK_K;
+            let blocks: &mut [BlockQ8K] = grow(&mut buf, n * nb);
+            for (xr, br) in x.chunks_exact(w.cols).zip(blocks.chunks_exact_mut(nb)) {
+                (mk.quantize_q8_k)(xr, br);
+            }
+            bytemuck::cast_slice(blocks)
+        }
+    };
+    run(tk, w, acts, a_stride, n, y);
+    ACT_BUF.with(|b| b.set(buf));
+}
+
+/// `count` values of `T` at the start of `buf`, grown as needed.
+fn grow<T: Pod>(buf: &mut Vec<u32>, count: usize) -> &mut [T] {
+    let words = count * std::mem::size_of::<T>() / 4;
+    if buf.len() < words {
+        buf.resize(words, 0);
+    }
+    bytemuck::cast_slice_mut(&mut buf[..words])
+}
+
+/// Splits the rows into tasks and runs them.
+///
+/// # Safety
+/// As [`matmul_tiled`].
+unsafe fn run(tk: &TypeKernel, w: &WeightView<'_>, acts: &[u8], a_stride: usize, n: usize, y: &mut [f32]) {
+    let rm = tk.rows_per_tile;
+    let row_tiles = w.rows.div_ceil(rm);
+    let threads = rayon::current_num_threads();
+    let work = w.data.len().saturating_mul(n);
+    let tasks = if threads == 1 || work < PAR_MIN_WORK { 1 } else { (threads * TASKS_PER_THREAD).min(row_tiles) };
+    let tiles_per_task = row_tiles.div_ceil(tasks);
+    let out = Out(y.as_mut_ptr(), y.len());
+    let task = |t: usize| {
+        let rows = (t * tiles_per_task * rm).min(w.rows)..((t + 1) * tiles_per_task * rm).min(w.rows);
+        // SAFETY: the caller guarantees the CPU features; tasks write disjoint rows.
+        unsafe { rows_task(tk, w, acts, a_stride, n, rows, &out) }
+    };
+    if tasks == 1 {
+        task(0);
+    } else {
+        (0..tasks).into_par_iter().for_each(task);
+    }
+}
+
+/// Computes rows `rows` of every token.
+///
+/// # Safety
+/// As [`matmul_tiled`]; no other task writes these rows of `out`.
+unsafe fn rows_task(tk: &TypeKernel, w: &WeightView<'_>, acts: &[u8], a_stride: usize, n: usize, rows: Range<usize>, out: &Out) {
+    let rm = tk.rows_per_tile;
+    let mut o = [[0.0f32; NR]; MR];
+    for t0 in (0..n).step_by(TOKEN_BLOCK) {
+        let t1 = n.min(t0 + TOKEN_BLOCK);
+        for r0 in rows.clone().step_by(rm) {
+            let valid_rows = rm.min(rows.end - r0);
+            let wr: [&[u8]; MR] = std::array::from_fn(|i| w.row(r0 + i.min(valid_rows - 1)));
+            for tt in (t0..t1).step_by(NR) {
+                let rn = NR.min(t1 - tt);
+                let tr: [&[u8]; NR] = std::array::from_fn(|j| &acts[(tt + j.min(rn - 1)) * a_stride..][..a_stride]);
+                (tk.tile)(&wr, &tr, rn, &mut o);
+                for (i, oi) in o.iter().enumerate().take(valid_rows) {
+                    for (j, &v) in oi.iter().enumerate().take(rn) {
+                        out.write((tt + j) * w.rows + r0 + i, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output matrix, shared by tasks that write disjoint elements.
+struct Out(*mut f32, usize);
+
+// SAFETY: tasks write disjoint elements (their own rows), and the matrix outlives
+// the parallel section that uses it.
+unsafe impl Sync for Out {}
+unsafe impl Send for Out {}
+
+impl Out {
+    /// # Safety
+    /// No other thread accesses element `i` concurrently.
+    #[inline]
+    unsafe fn write(&self, i: usize, v: f32) {
+        assert!(i < self.1, "output index out of range");
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe { *self.0.add(i) = v }
+    }
+}

@@ -1,0 +1,109 @@
+//! AVX2 + FMA + F16C kernels (x86-64-v3 minus the rest): quantized-activation
+//! matmul tiles, activation quantizers, the selective scan and conv1d.
+//!
+//! Every function here is `#[target_feature(enable = "avx2,fma,f16c")] unsafe fn`
+//! or a safe wrapper that is reachable only through [`KERNELS`], which
+//! [`super::avx2`] hands out after checking those features at run time.
+
+mod float;
+mod kquant;
+mod math;
+mod q32;
+mod quantize;
+mod ssm;
+
+use crate::cpu::act::ActType;
+use crate::cpu::tile;
+use crate::cpu::{Kernels, MatmulKernels, TypeKernel};
+use crate::weights::WeightView;
+use mamba_format::QuantType;
+use std::arch::x86_64::*;
+
+/// The AVX2 table.
+pub(super) static KERNELS: Kernels = Kernels {
+    name: "avx2",
+    matmul,
+    selective_scan: ssm::selective_scan,
+    conv1d_silu: ssm::conv1d_silu,
+};
+
+const fn row(ty: QuantType, rows_per_tile: usize, tile: tile::TileFn) -> TypeKernel {
+    TypeKernel { ty, act: ActType::for_weights(ty), rows_per_tile, tile }
+}
+
+static MATMUL: MatmulKernels = MatmulKernels {
+    quantize_q8_1: quantize::quantize_row_q8_1,
+    quantize_q8_k: quantize::quantize_row_q8_k,
+    types: [
+        row(QuantType::F32, 4, float::tile::<float::F32, 4>),
+        row(QuantType::F16, 4, float::tile::<float::F16, 4>),
+        row(QuantType::Q4_0, 4, q32::tile::<q32::Q4_0, 4>),
+        row(QuantType::Q4_1, 4, q32::tile::<q32::Q4_1, 4>),
+        row(QuantType::Q5_0, 4, q32::tile::<q32::Q5_0, 4>),
+        row(QuantType::Q5_1, 4, q32::tile::<q32::Q5_1, 4>),
+        row(QuantType::Q8_0, 4, q32::tile::<q32::Q8_0, 4>),
+        row(QuantType::Q4_K, 2, kquant::tile::<kquant::Q4K, 2>),
+        row(QuantType::Q5_K, 2, kquant::tile::<kquant::Q5K, 2>),
+        row(QuantType::Q6_K, 2, kquant::tile::<kquant::Q6K, 2>),
+        row(QuantType::BF16, 4, float::tile::<float::Bf16, 4>),
+    ],
+};
+
+fn matmul(w: &WeightView<'_>, x: &[f32], n: usize, y: &mut [f32]) {
+    // SAFETY: this function is reachable only through KERNELS, which is handed out
+    // only after run-time detection of AVX2, FMA and F16C.
+    unsafe { tile::matmul_tiled(&MATMUL, w, x, n, y) }
+}
+
+// ── shared helpers ───────────────────────────────────────────────────────────
+
+/// Sum of the 8 lanes, as `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))` (the order of
+/// the scalar references).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// Sum of the 8 i32 lanes.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s)))
+}
+
+/// The f16 (little-endian) at `p`, widened with F16C.
+///
+/// # Safety
+/// `p` is valid for reading 2 bytes; the CPU must support F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    let h = u16::from_le_bytes(std::ptr::read_unaligned(p as *const [u8; 2]));
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+/// Spreads the 32 bits of the little-endian `u32` at `p` to 32 bytes: `0xFF` where
+/// the bit is set, `0` elsewhere (byte `j` ↔ bit `j`).
+///
+/// # Safety
+/// `p` is valid for reading 4 bytes; the CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
+    let x32 = u32::from_le_bytes(std::ptr::read_unaligned(p as *const [u8; 4]));
+    let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
+    let bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1))
+}

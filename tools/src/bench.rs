@@ -1,0 +1,522 @@
+//! `mamba-bench`: llama-bench-style throughput tables, and batch sweeps with peak
+//! memory per batch size.
+//!
+//! Tests (each repeated `-r` times; t/s reported as mean ± sample standard
+//! deviation over the repetitions):
+//!
+//! - `ppP`: prefill of `B` prompts of `P` tokens from a zero state
+//!   ([`Session::prefill`] for `B` = 1, [`Batch::prefill`] otherwise);
+//!   t/s = B·P / time.
+//! - `tgN`: after a 1-token prompt per sequence (not timed), `N` decode steps of all
+//!   `B` sequences, each feeding the argmax of the previous logits; t/s = B·N / time.
+//! - sweep (`-b` with several sizes, or `--sweep`): per batch size, prompt `P` then
+//!   `N` decode steps for all `B` sequences, timed together; reports prompt,
+//!   decode and total time and the process's peak RSS during that batch size
+//!   (`VmHWM`, reset through `/proc/self/clear_refs`, or measured in a child
+//!   process running `--single-batch B` where that is not possible or with
+//!   `--isolate`).
+//!
+//! Prompt tokens are pseudo-random (PCG32, fixed seed), below the vocabulary size.
+//! A short warm-up (a few tokens) runs before the measurements.
+
+use crate::cli;
+use crate::device::Device;
+use crate::rss;
+use crate::svg::{Series, TwoAxisPlot};
+use anyhow::{bail, ensure, Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mamba_runtime::sampler::{argmax, Pcg32};
+use mamba_runtime::{Batch, Model, Session};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Batch sizes of `--sweep` when `-b` is not given.
+pub const DEFAULT_SWEEP: [usize; 6] = [1, 2, 4, 8, 16, 32];
+
+/// Seed of the prompt tokens.
+const PROMPT_SEED: u64 = 0x6d61_6d62_61;
+
+/// Command line of `mamba-bench`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "mamba-bench",
+    version,
+    about = "Benchmark a Mamba model (.mbin): prompt and generation throughput, batch sweeps",
+    long_about = "Benchmark a Mamba model (.mbin): prompt and generation throughput, batch sweeps.\n\n\
+        ppP: prefill of B prompts of P tokens (t/s = B*P/time). tgN: N decode steps of B sequences \
+        after a 1-token prompt, feeding greedy tokens (t/s = B*N/time). Values are mean ± sample \
+        standard deviation over the repetitions. Sweep mode (several -b values or --sweep): per batch \
+        size, prompt P then N decode steps, total time and peak RSS."
+)]
+pub struct BenchArgs {
+    /// Model file (.mbin).
+    pub model: PathBuf,
+    /// Prompt tokens per sequence (pp test), >= 0; 0 skips the pp test.
+    #[arg(short = 'p', long = "n-prompt", value_name = "P", default_value_t = 512)]
+    pub n_prompt: usize,
+    /// Generated tokens per sequence (tg test), >= 0; 0 skips the tg test.
+    #[arg(short = 'n', long = "n-gen", value_name = "N", default_value_t = 128)]
+    pub n_gen: usize,
+    /// Batch sizes (sequences run together), comma separated, each >= 1; several
+    /// values run a batch sweep. [default: 1; with --sweep: 1,2,4,8,16,32]
+    #[arg(short = 'b', long = "batch", value_name = "B,B,...", value_delimiter = ',')]
+    pub batch: Option<Vec<usize>>,
+    /// CPU threads, >= 1. [default: one per physical core]
+    #[arg(short = 't', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Repetitions of each test, >= 1.
+    #[arg(short = 'r', long = "repetitions", value_name = "R", default_value_t = 3)]
+    pub repetitions: usize,
+    /// Device: cpu, hip:N or cuda:N.
+    #[arg(long, value_name = "D", default_value = "cpu")]
+    pub device: Device,
+    /// Print one JSON object per row (JSON lines) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Batch sweep even with a single -b value (prompt then generation, total time and
+    /// peak memory per batch size).
+    #[arg(long)]
+    pub sweep: bool,
+    /// Write an SVG plot of a sweep (time and peak memory against batch size).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Measure each sweep point in a child process (exact per-batch peak RSS).
+    #[arg(long)]
+    pub isolate: bool,
+    /// Internal: measure one sweep point and print it as JSON (used by the sweep).
+    #[arg(long, hide = true, value_name = "B")]
+    pub single_batch: Option<usize>,
+}
+
+/// One result row (one JSON line with `--json`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BenchRow {
+    /// Model file name.
+    pub model: String,
+    /// `general.quantization` of the file (`?` if absent).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Model file size.
+    pub size_bytes: u64,
+    /// CPU threads.
+    pub threads: usize,
+    /// Sequences run together.
+    pub batch: usize,
+    /// `pp512`, `tg128`, or `pp512+tg128` for a sweep point.
+    pub test: String,
+    /// Prompt tokens per sequence.
+    pub n_prompt: usize,
+    /// Generated tokens per sequence.
+    pub n_gen: usize,
+    /// Mean tokens per second (all sequences together).
+    pub tokens_per_s: f64,
+    /// Sample standard deviation of tokens per second over the repetitions.
+    pub stddev: f64,
+    /// Peak RSS: the process's so far for pp/tg rows, the sweep point's own for sweeps.
+    pub peak_rss_bytes: Option<u64>,
+    /// Peak device memory (GPU runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory_bytes: Option<u64>,
+    /// Sweep points only: timings and how the peak was measured.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepTimes>,
+}
+
+/// The timings of a sweep point (means over the repetitions, seconds).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SweepTimes {
+    /// Prompt (prefill) time.
+    pub prompt_s: f64,
+    /// Decode time.
+    pub decode_s: f64,
+    /// Prompt + decode.
+    pub total_s: f64,
+    /// Sample standard deviation of the total.
+    pub total_s_stddev: f64,
+    /// Prompt tokens per second.
+    pub pp_tokens_per_s: f64,
+    /// Generated tokens per second.
+    pub tg_tokens_per_s: f64,
+    /// `clear_refs` (in-process peak reset) or `child` (own process).
+    pub peak_rss_method: String,
+}
+
+/// Mean and sample standard deviation (0 for fewer than 2 values).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// `b` pseudo-random prompts of `p` tokens, each < `vocab`.
+pub fn random_prompts(b: usize, p: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = Pcg32::new(seed);
+    (0..b).map(|_| (0..p).map(|_| rng.next_u32() % vocab as u32).collect()).collect()
+}
+
+/// One sequence or several, behind one interface.
+enum Runner<'m> {
+    One(Session<'m>),
+    Many(Batch<'m>),
+}
+
+impl<'m> Runner<'m> {
+    fn new(model: &'m Model, b: usize) -> Runner<'m> {
+        if b == 1 {
+            Runner::One(Session::new(model))
+        } else {
+            Runner::Many(Batch::new(model, b))
+        }
+    }
+
+    /// Logits `(B, vocab)` after each prompt.
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<&[f32]> {
+        Ok(match self {
+            Runner::One(s) => s.prefill(&prompts[0])?,
+            Runner::Many(b) => b.prefill(&prompts.iter().map(Vec::as_slice).collect::<Vec<_>>())?,
+        })
+    }
+
+    /// Logits `(B, vocab)` after one more token per sequence.
+    fn step(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        Ok(match self {
+            Runner::One(s) => s.step(tokens[0])?,
+            Runner::Many(b) => b.step(tokens)?,
+        })
+    }
+}
+
+fn greedy(logits: &[f32], vocab: usize, out: &mut Vec<u32>) {
+    out.clear();
+    out.extend(logits.chunks_exact(vocab).map(argmax));
+}
+
+/// `n` decode steps from `logits`, feeding the argmax each time; returns seconds.
+fn decode(runner: &mut Runner<'_>, first_logits: Vec<f32>, vocab: usize, n: usize) -> Result<f64> {
+    let mut toks = Vec::new();
+    greedy(&first_logits, vocab, &mut toks);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let logits = runner.step(&toks)?;
+        let mut next = Vec::with_capacity(toks.len());
+        greedy(logits, vocab, &mut next);
+        toks = next;
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Seconds to prefill `b` prompts of `p` tokens.
+pub fn time_pp(model: &Model, b: usize, p: usize) -> Result<f64> {
+    let prompts = random_prompts(b, p, model.vocab_size(), PROMPT_SEED);
+    let mut runner = Runner::new(model, b);
+    let t0 = Instant::now();
+    runner.prefill(&prompts)?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Seconds for `n` decode steps of `b` sequences after a 1-token prompt (not timed).
+pub fn time_tg(model: &Model, b: usize, n: usize) -> Result<f64> {
+    let prompts = random_prompts(b, 1, model.vocab_size(), PROMPT_SEED);
+    let mut runner = Runner::new(model, b);
+    let logits = runner.prefill(&prompts)?.to_vec();
+    decode(&mut runner, logits, model.vocab_size(), n)
+}
+
+/// One sweep repetition: (prompt seconds, decode seconds) for `b` sequences.
+pub fn time_sweep(model: &Model, b: usize, p: usize, n: usize) -> Result<(f64, f64)> {
+    let prompts = random_prompts(b, p, model.vocab_size(), PROMPT_SEED);
+    let mut runner = Runner::new(model, b);
+    let t0 = Instant::now();
+    let logits = runner.prefill(&prompts)?.to_vec();
+    let tp = t0.elapsed().as_secs_f64();
+    Ok((tp, decode(&mut runner, logits, model.vocab_size(), n)?))
+}
+
+/// A few tokens through the model: maps the weights in and starts the threads.
+fn warmup(model: &Model, p: usize) -> Result<()> {
+    let prompt = &random_prompts(1, p.clamp(1, 8), model.vocab_size(), PROMPT_SEED ^ 1)[0];
+    let mut s = Session::new(model);
+    s.prefill(prompt)?;
+    s.step(0)?;
+    Ok(())
+}
+
+/// What every row repeats about the model and setup.
+#[derive(Clone, Debug)]
+struct Setup {
+    model: String,
+    ty: String,
+    size_bytes: u64,
+    threads: usize,
+}
+
+impl Setup {
+    fn row(&self, batch: usize, test: String, n_prompt: usize, n_gen: usize, tps: &[f64]) -> BenchRow {
+        let (tokens_per_s, stddev) = mean_std(tps);
+        BenchRow {
+            model: self.model.clone(),
+            ty: self.ty.clone(),
+            size_bytes: self.size_bytes,
+            threads: self.threads,
+            batch,
+            test,
+            n_prompt,
+            n_gen,
+            tokens_per_s,
+            stddev,
+            peak_rss_bytes: rss::peak_rss_bytes(),
+            device_memory_bytes: None,
+            sweep: None,
+        }
+    }
+}
+
+/// Measures one sweep point in this process.
+fn sweep_point(model: &Model, setup: &Setup, args: &BenchArgs, b: usize, method: &str, progress: &ProgressBar) -> Result<BenchRow> {
+    let (p, n) = (args.n_prompt, args.n_gen);
+    let (mut tp, mut td, mut tot, mut tps) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..args.repetitions {
+        let (a, d) = time_sweep(model, b, p, n)?;
+        tp.push(a);
+        td.push(d);
+        tot.push(a + d);
+        tps.push((b * (p + n)) as f64 / (a + d));
+        progress.inc(1);
+    }
+    let mut row = setup.row(b, format!("pp{p}+tg{n}"), p, n, &tps);
+    let (prompt_s, decode_s, (total_s, total_s_stddev)) = (mean_std(&tp).0, mean_std(&td).0, mean_std(&tot));
+    row.sweep = Some(SweepTimes {
+        prompt_s,
+        decode_s,
+        total_s,
+        total_s_stddev,
+        pp_tokens_per_s: (b * p) as f64 / prompt_s,
+        tg_tokens_per_s: if n == 0 { 0.0 } else { (b * n) as f64 / decode_s },
+        peak_rss_method: method.into(),
+    });
+    Ok(row)
+}
+
+/// Measures one sweep point in a child process (`--single-batch B`).
+fn sweep_point_child(args: &BenchArgs, threads: usize, b: usize) -> Result<BenchRow> {
+    let exe = std::env::current_exe().context("cannot find the mamba-bench executable")?;
+    let out = std::process::Command::new(exe)
+        .arg(&args.model)
+        .args(["-p", &args.n_prompt.to_string(), "-n", &args.n_gen.to_string(), "-r", &args.repetitions.to_string()])
+        .args(["-t", &threads.to_string(), "--device", &args.device.to_string(), "--single-batch", &b.to_string()])
+        .output()
+        .context("cannot start a child process")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("batch size {b}: child process failed: {}", err.lines().last().unwrap_or("(no message)"));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).with_context(|| format!("batch size {b}: bad child output '{}'", text.trim()))
+}
+
+/// A markdown table with padded columns (numbers right-aligned).
+pub fn markdown_table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..headers.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([headers[c].len(), 3]).max().unwrap_or(3)).collect();
+    let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    let pad = |s: &str, c: usize| if right[c] { format!("{s:>w$}", w = widths[c]) } else { format!("{s:<w$}", w = widths[c]) };
+    let mut out = line(headers.iter().enumerate().map(|(c, h)| pad(h, c)).collect());
+    out += &line((0..headers.len()).map(|c| if right[c] { format!("{}:", "-".repeat(widths[c] - 1)) } else { "-".repeat(widths[c]) }).collect());
+    for r in rows {
+        out += &line(r.iter().enumerate().map(|(c, s)| pad(s, c)).collect());
+    }
+    out
+}
+
+fn table(rows: &[BenchRow]) -> String {
+    let sweep = rows.iter().any(|r| r.sweep.is_some());
+    let mut headers = vec!["model", "size", "type", "threads", "batch", "test"];
+    let mut right = vec![false, true, false, true, true, true];
+    if sweep {
+        headers.extend(["pp t/s", "tg t/s", "total s", "t/s", "peak RSS"]);
+        right.extend([true; 5]);
+    } else {
+        headers.push("t/s");
+        right.push(true);
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut c = vec![r.model.clone(), cli::mib(r.size_bytes), r.ty.clone(), r.threads.to_string(), r.batch.to_string(), r.test.clone()];
+            let tps = format!("{:.2} ± {:.2}", r.tokens_per_s, r.stddev);
+            match &r.sweep {
+                Some(s) => c.extend([
+                    format!("{:.2}", s.pp_tokens_per_s),
+                    format!("{:.2}", s.tg_tokens_per_s),
+                    format!("{:.3} ± {:.3}", s.total_s, s.total_s_stddev),
+                    tps,
+                    r.peak_rss_bytes.map_or("n/a".into(), cli::mib),
+                ]),
+                None => c.push(tps),
+            }
+            c
+        })
+        .collect();
+    markdown_table(&headers, &right, &cells)
+}
+
+/// The sweep plot: total time and peak RSS against batch size.
+pub fn sweep_plot(rows: &[BenchRow]) -> TwoAxisPlot {
+    let r0 = &rows[0];
+    TwoAxisPlot {
+        title: format!("{} ({}): pp{}+tg{}, {} threads", r0.model, r0.ty, r0.n_prompt, r0.n_gen, r0.threads),
+        x_label: "batch size (sequences)".into(),
+        xs: rows.iter().map(|r| r.batch as f64).collect(),
+        left: Series { label: "total time (s)".into(), ys: rows.iter().map(|r| r.sweep.as_ref().map_or(f64::NAN, |s| s.total_s)).collect(), color: "#1f77b4" },
+        right: Series {
+            label: "peak RSS (MiB)".into(),
+            ys: rows.iter().map(|r| r.peak_rss_bytes.map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))).collect(),
+            color: "#d62728",
+        },
+    }
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
+    pb
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Runs `mamba-bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    args.device.ensure_available()?;
+    ensure!(args.repetitions >= 1, "-r/--repetitions must be at least 1");
+    let sweep = args.sweep || args.batch.as_ref().is_some_and(|b| b.len() > 1) || args.single_batch.is_some();
+    let batches: Vec<usize> = match (&args.batch, args.single_batch) {
+        (_, Some(b)) => vec![b],
+        (Some(b), _) => b.clone(),
+        (None, _) if args.sweep => DEFAULT_SWEEP.to_vec(),
+        (None, _) => vec![1],
+    };
+    ensure!(batches.iter().all(|&b| b >= 1), "batch sizes must be at least 1");
+    if sweep {
+        ensure!(args.n_prompt >= 1, "a batch sweep needs a prompt: -p must be at least 1");
+    } else {
+        ensure!(args.n_prompt + args.n_gen > 0, "nothing to measure: -p and -n are both 0");
+        ensure!(args.plot.is_none(), "--plot needs a batch sweep (several -b values, or --sweep)");
+    }
+    let threads = cli::set_threads(args.threads);
+    let model = Model::open(&args.model).context("cannot load the model")?;
+    let setup = Setup {
+        model: file_name(&args.model),
+        ty: model.metadata().get(mamba_format::arch::KEY_QUANTIZATION).and_then(|v| v.as_str()).unwrap_or("?").to_string(),
+        size_bytes: model.file_size() as u64,
+        threads,
+    };
+    warmup(&model, args.n_prompt)?;
+
+    if let Some(b) = args.single_batch {
+        rss::reset_peak_rss();
+        let row = sweep_point(&model, &setup, args, b, "child", &ProgressBar::hidden())?;
+        let row = BenchRow { peak_rss_bytes: rss::peak_rss_bytes(), ..row };
+        println!("{}", serde_json::to_string(&row)?);
+        return Ok(());
+    }
+
+    let mut rows = Vec::new();
+    if sweep {
+        let in_process = !args.isolate && rss::reset_peak_rss();
+        let pb = progress_bar(if in_process { (batches.len() * args.repetitions) as u64 } else { batches.len() as u64 });
+        for &b in &batches {
+            pb.set_message(format!("batch {b}"));
+            let row = if in_process {
+                rss::reset_peak_rss();
+                let row = sweep_point(&model, &setup, args, b, "clear_refs", &pb)?;
+                BenchRow { peak_rss_bytes: rss::peak_rss_bytes(), ..row }
+            } else {
+                let row = sweep_point_child(args, threads, b)?;
+                pb.inc(1);
+                row
+            };
+            rows.push(row);
+        }
+        pb.finish_and_clear();
+    } else {
+        let b = batches[0];
+        let tests: Vec<(bool, usize)> = [(true, args.n_prompt), (false, args.n_gen)].into_iter().filter(|t| t.1 > 0).collect();
+        let pb = progress_bar((tests.len() * args.repetitions) as u64);
+        for (is_pp, len) in tests {
+            let name = format!("{}{len}", if is_pp { "pp" } else { "tg" });
+            pb.set_message(format!("{name}, batch {b}"));
+            let mut tps = Vec::new();
+            for _ in 0..args.repetitions {
+                let secs = if is_pp { time_pp(&model, b, len)? } else { time_tg(&model, b, len)? };
+                tps.push((b * len) as f64 / secs);
+                pb.inc(1);
+            }
+            let (n_prompt, n_gen) = if is_pp { (len, 0) } else { (0, len) };
+            rows.push(setup.row(b, name, n_prompt, n_gen, &tps));
+        }
+        pb.finish_and_clear();
+    }
+
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", table(&rows));
+        println!("\nkernels: {}, device {}", mamba_kernels::cpu::kernels().name, args.device);
+    }
+    if let Some(path) = &args.plot {
+        std::fs::write(path, sweep_plot(&rows).to_svg()).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics() {
+        assert_eq!(mean_std(&[2.0]), (2.0, 0.0));
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0]);
+        assert_eq!(m, 2.0);
+        assert!((s - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn prompts_are_seeded_and_in_range() {
+        let a = random_prompts(3, 50, 17, 5);
+        assert_eq!(a, random_prompts(3, 50, 17, 5));
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|p| p.len() == 50 && p.iter().all(|&t| t < 17)));
+        assert_ne!(a[0], a[1]);
+    }
+
+    #[test]
+    fn table_is_aligned_markdown() {
+        let t = markdown_table(&["a", "bb"], &[false, true], &[vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "| a   |  bb |\n| --- | --: |\n| xyz |   1 |\n");
+    }
+
+    #[test]
+    fn rows_round_trip_through_json() {
+        let setup = Setup { model: "m.mbin".into(), ty: "f32".into(), size_bytes: 10, threads: 2 };
+        let mut row = setup.row(2, "pp4+tg4".into(), 4, 4, &[1.0, 3.0]);
+        row.sweep = Some(SweepTimes { prompt_s: 1.0, decode_s: 2.0, total_s: 3.0, total_s_stddev: 0.1, pp_tokens_per_s: 8.0, tg_tokens_per_s: 4.0, peak_rss_method: "child".into() });
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(json.contains("\"type\":\"f32\"") && json.contains("\"total_s\":3.0") && !json.contains("device_memory_bytes"));
+        assert_eq!(serde_json::from_str::<BenchRow>(&json).unwrap(), row);
+        let plain = setup.row(1, "tg4".into(), 0, 4, &[1.0]);
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("total_s"));
+        assert_eq!(serde_json::from_str::<BenchRow>(&json).unwrap(), plain);
+    }
+}

@@ -1,0 +1,9 @@
+//! placeholder
+pub mod bench;
+pub mod cli;
+pub mod device;
+pub mod inspect;
+pub mod perplexity;
+pub mod rss;
+pub mod run;
+pub mod svg;

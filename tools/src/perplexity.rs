@@ -1,0 +1,316 @@
+//! `mamba-perplexity`: perplexity of a model on a text or on token-id sequences.
+//!
+#![doc = include_str!("perplexity_protocol.md")]
+
+use crate::cli;
+use crate::device::Device;
+use anyhow::{bail, ensure, Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mamba_runtime::{Model, Session};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Command line of `mamba-perplexity`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "mamba-perplexity",
+    version,
+    about = "Perplexity of a Mamba model (.mbin) on a text file or token-id sequences",
+    after_long_help = include_str!("perplexity_protocol.md")
+)]
+pub struct PplArgs {
+    /// Model file (.mbin).
+    pub model: PathBuf,
+    /// Text file (UTF-8), tokenized with the embedded tokenizer, no BOS.
+    #[arg(short = 'f', long = "file", value_name = "TEXT_FILE", required_unless_present = "ids_file", conflicts_with = "ids_file")]
+    pub file: Option<PathBuf>,
+    /// Token ids instead of text: one sequence per line, ids separated by whitespace.
+    #[arg(long, value_name = "FILE")]
+    pub ids_file: Option<PathBuf>,
+    /// Window length in tokens, >= 2.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub ctx: usize,
+    /// Distance between window starts, in [1, ctx]. [default: ctx]
+    #[arg(long, value_name = "N")]
+    pub stride: Option<usize>,
+    /// Keep only the first N tokens of the input, >= 2. [default: all]
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// Write `seq pos nll` for every scored token to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub nll_out: Option<PathBuf>,
+    /// CPU threads, >= 1. [default: one per physical core]
+    #[arg(short = 't', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Device: cpu, hip:N or cuda:N.
+    #[arg(long, value_name = "D", default_value = "cpu")]
+    pub device: Device,
+}
+
+/// One window of the protocol: tokens `start..start + len` of sequence `seq`,
+/// positions `first_scored..len` scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Index of the input sequence.
+    pub seq: usize,
+    /// First token's index in the sequence.
+    pub start: usize,
+    /// Tokens in the window.
+    pub len: usize,
+    /// First scored position within the window (>= 1).
+    pub first_scored: usize,
+}
+
+impl Window {
+    /// Tokens scored in this window.
+    pub fn n_scored(&self) -> usize {
+        self.len - self.first_scored
+    }
+}
+
+/// The windows of one sequence of `n` tokens (protocol step 2 and 3); windows with
+/// nothing to score are left out.
+pub fn plan_windows(seq: usize, n: usize, ctx: usize, stride: usize) -> Vec<Window> {
+    assert!(ctx >= 2 && (1..=ctx).contains(&stride), "ctx {ctx}, stride {stride}");
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = ctx.min(n - start);
+        let first_scored = if start == 0 { 1 } else { (ctx - stride).max(1) };
+        if len > first_scored {
+            out.push(Window { seq, start, len, first_scored });
+        }
+        if start + len >= n {
+            break;
+        }
+        start += stride;
+    }
+    out
+}
+
+/// `-log_softmax(logits)[target]` in nats, in f64.
+pub fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &l| m.max(l as f64));
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    max + sum.ln() - logits[target as usize] as f64
+}
+
+/// Scores one window from a fresh state, calling `on_nll(pos, nll)` for every scored
+/// position in order. Logits are requested in chunks, so memory stays
+/// O(chunk × vocab) whatever `ctx` is.
+pub fn score_window(session: &mut Session<'_>, tokens: &[u32], first_scored: usize, mut on_nll: impl FnMut(usize, f64)) -> Result<()> {
+    const CHUNK: usize = mamba_runtime::session::PREFILL_CHUNK;
+    assert!(first_scored >= 1 && first_scored < tokens.len());
+    let vocab = session.model().vocab_size();
+    session.reset();
+    // The logits after position j-1 predict token j: logits are needed for positions
+    // first_scored-1 ..= len-2; earlier tokens only advance the state.
+    let from = first_scored - 1;
+    if from > 0 {
+        session.prefill(&tokens[..from])?;
+    }
+    let mut pos = first_scored;
+    for chunk in tokens[from..tokens.len() - 1].chunks(CHUNK) {
+        let logits = session.logits_all(chunk)?;
+        for row in logits.chunks_exact(vocab) {
+            on_nll(pos, nll(row, tokens[pos]));
+            pos += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The result of a perplexity run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Perplexity {
+    /// Sum of the NLLs, nats.
+    pub nll_sum: f64,
+    /// Tokens scored.
+    pub count: usize,
+    /// Windows run.
+    pub windows: usize,
+}
+
+impl Perplexity {
+    /// Mean NLL, nats/token.
+    pub fn mean_nll(&self) -> f64 {
+        self.nll_sum / self.count as f64
+    }
+
+    /// `exp(mean NLL)`.
+    pub fn perplexity(&self) -> f64 {
+        self.mean_nll().exp()
+    }
+}
+
+/// Reads an ids file: one sequence per non-empty line.
+pub fn read_ids_file(path: &Path, vocab: usize) -> Result<Vec<Vec<u32>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut seqs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let ids = line
+            .split_whitespace()
+            .map(|w| {
+                let id: u32 = w.parse().with_context(|| format!("{}:{}: '{w}' is not a token id", path.display(), i + 1))?;
+                ensure!((id as usize) < vocab, "{}:{}: token id {id} is out of range (vocabulary size {vocab})", path.display(), i + 1);
+                Ok(id)
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        if !ids.is_empty() {
+            seqs.push(ids);
+        }
+    }
+    Ok(seqs)
+}
+
+/// Keeps the first `max` tokens over all sequences, in order.
+pub fn truncate_stream(seqs: &mut Vec<Vec<u32>>, max: usize) {
+    let mut left = max;
+    seqs.retain_mut(|s| {
+        s.truncate(left);
+        left -= s.len();
+        !s.is_empty()
+    });
+}
+
+/// Runs the protocol over `seqs`, writing `seq pos nll` lines to `nll_out` if given.
+pub fn evaluate(model: &Model, seqs: &[Vec<u32>], ctx: usize, stride: usize, mut nll_out: Option<&mut dyn Write>, progress: &ProgressBar) -> Result<Perplexity> {
+    let windows: Vec<Window> = seqs.iter().enumerate().flat_map(|(i, s)| plan_windows(i, s.len(), ctx, stride)).collect();
+    let total: usize = windows.iter().map(Window::n_scored).sum();
+    if total == 0 {
+        bail!("nothing to score: a sequence needs at least 2 tokens");
+    }
+    progress.set_length(total as u64);
+    let mut session = Session::new(model);
+    let mut res = Perplexity { windows: windows.len(), ..Default::default() };
+    let mut io_err = None;
+    for (wi, w) in windows.iter().enumerate() {
+        let tokens = &seqs[w.seq][w.start..w.start + w.len];
+        let mut bad = None;
+        score_window(&mut session, tokens, w.first_scored, |pos, x| {
+            if !x.is_finite() && bad.is_none() {
+                bad = Some(pos);
+            }
+            res.nll_sum += x;
+            res.count += 1;
+            if let (Some(out), None) = (nll_out.as_mut(), &io_err) {
+                if let Err(e) = writeln!(out, "{wi} {pos} {x:.6}") {
+                    io_err = Some(e);
+                }
+            }
+        })?;
+        if let Some(pos) = bad {
+            bail!("non-finite log-probability in window {wi} at position {pos} (the model produced NaN or infinite logits)");
+        }
+        if let Some(e) = io_err.take() {
+            return Err(e).context("writing --nll-out");
+        }
+        progress.inc(w.n_scored() as u64);
+    }
+    Ok(res)
+}
+
+/// Runs `mamba-perplexity`.
+pub fn run(args: &PplArgs) -> Result<()> {
+    args.device.ensure_available()?;
+    let stride = args.stride.unwrap_or(args.ctx);
+    ensure!(args.ctx >= 2, "--ctx must be at least 2 (got {})", args.ctx);
+    ensure!((1..=args.ctx).contains(&stride), "--stride must be in [1, ctx = {}] (got {stride})", args.ctx);
+    if let Some(m) = args.max_tokens {
+        ensure!(m >= 2, "--max-tokens must be at least 2 (got {m})");
+    }
+    let threads = cli::set_threads(args.threads);
+    let model = Model::open(&args.model).context("cannot load the model")?;
+
+    let mut seqs = match (&args.file, &args.ids_file) {
+        (Some(f), _) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let tok = model.tokenizer().context("this model has no embedded tokenizer: use --ids-file")?;
+            vec![tok.encode(&text)?]
+        }
+        (None, Some(f)) => read_ids_file(f, model.vocab_size())?,
+        (None, None) => bail!("give the input: -f TEXT_FILE or --ids-file FILE"),
+    };
+    let n_input: usize = seqs.iter().map(Vec::len).sum();
+    if let Some(m) = args.max_tokens {
+        truncate_stream(&mut seqs, m);
+    }
+    let n_used: usize = seqs.iter().map(Vec::len).sum();
+    eprintln!(
+        "{n_used} of {n_input} tokens used, in {} sequence(s); ctx {}, stride {stride}; {threads} threads, kernels {}",
+        seqs.len(),
+        args.ctx,
+        mamba_kernels::cpu::kernels().name
+    );
+
+    let mut out = match &args.nll_out {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        None => None,
+    };
+    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} tokens, {per_sec}, eta {eta}").expect("valid template"));
+    let t0 = std::time::Instant::now();
+    let res = evaluate(&model, &seqs, args.ctx, stride, out.as_mut().map(|w| w as &mut dyn Write), &progress)?;
+    progress.finish_and_clear();
+    if let Some(mut w) = out {
+        w.flush().context("writing --nll-out")?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("{} windows, {:.2} s, {:.1} tokens/s", res.windows, secs, res.count as f64 / secs);
+    println!("scored tokens: {}", res.count);
+    println!("nats/token: {:.6}", res.mean_nll());
+    println!("perplexity: {:.4}", res.perplexity());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(start: usize, len: usize, first_scored: usize) -> Window {
+        Window { seq: 0, start, len, first_scored }
+    }
+
+    #[test]
+    fn non_overlapping_windows_match_the_reference() {
+        let ws = plan_windows(0, 1024, 256, 256);
+        assert_eq!(ws, vec![w(0, 256, 1), w(256, 256, 1), w(512, 256, 1), w(768, 256, 1)]);
+        assert_eq!(ws.iter().map(Window::n_scored).sum::<usize>(), 1020);
+        // A trailing single token has nothing to score.
+        assert_eq!(plan_windows(0, 257, 256, 256).len(), 1);
+        assert_eq!(plan_windows(0, 258, 256, 256), vec![w(0, 256, 1), w(256, 2, 1)]);
+        assert!(plan_windows(0, 1, 256, 256).is_empty());
+    }
+
+    #[test]
+    fn sliding_windows_score_every_token_once() {
+        for (n, ctx, stride) in [(1000, 256, 128), (1000, 256, 1), (300, 256, 100), (100, 256, 64), (513, 8, 3), (9, 8, 7)] {
+            let mut scored = vec![0; n];
+            for wd in plan_windows(0, n, ctx, stride) {
+                assert!(wd.len <= ctx);
+                for j in wd.first_scored..wd.len {
+                    scored[wd.start + j] += 1;
+                    assert!(j >= (ctx - stride).min(wd.start + j));
+                }
+            }
+            assert_eq!(scored[0], 0);
+            assert!(scored[1..].iter().all(|&c| c == 1), "n {n} ctx {ctx} stride {stride}");
+        }
+    }
+
+    #[test]
+    fn nll_is_a_log_softmax() {
+        let l = [1.0f32, 2.0, 3.0];
+        let z: f64 = l.iter().map(|&x| (x as f64).exp()).sum();
+        assert!((nll(&l, 2) - (z.ln() - 3.0)).abs() < 1e-12);
+        assert!((nll(&[1000.0, 1000.0], 0) - 2f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn truncation_counts_over_all_sequences() {
+        let mut s = vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]];
+        truncate_stream(&mut s, 5);
+        assert_eq!(s, vec![vec![1, 2, 3], vec![4, 5]]);
+    }
+}

@@ -1,0 +1,352 @@
+//! End-to-end tests of `mamba-run`, `mamba-perplexity` and `mamba-bench`: the
+//! binaries run on models converted from the shared fixtures. Run in release
+//! (`cargo test --release -p mamba-tools`): perplexity of the shakespeare model is
+//! slow in debug builds.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+/// The shared data folder: `$MAMBA_SHARED`, else `<workspace>/../shared`. `None`
+/// (after a loud message) when absent, except under `CI=true`, where it panics.
+fn shared_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("MAMBA_SHARED") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    };
+    if dir.join("fixtures").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("shared data not found at {} (set MAMBA_SHARED); required under CI=true", dir.display());
+    }
+    eprintln!("SKIPPED: shared data not found at {} (set MAMBA_SHARED)", dir.display());
+    None
+}
+
+/// Converts `src` (a checkpoint folder under shared/) to F32 once per test run.
+fn converted(src: &str, name: &str) -> Option<PathBuf> {
+    let input = shared_dir()?.join(src);
+    if !input.join("config.json").is_file() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{} is missing; required under CI=true", input.display());
+        }
+        eprintln!("SKIPPED: {} is missing", input.display());
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mamba-tools-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let opts = mamba_convert::ConvertOptions {
+        input: mamba_convert::Input::Dir(input.clone()),
+        output: out.clone(),
+        preset: "f32".parse().expect("f32 preset"),
+        force: true,
+        tokenizer: None,
+        progress: false,
+    };
+    mamba_convert::convert(&opts).unwrap_or_else(|e| panic!("converting {}: {e}", input.display()));
+    Some(out)
+}
+
+fn tiny() -> Option<&'static Path> {
+    static M: OnceLock<Option<PathBuf>> = OnceLock::new();
+    M.get_or_init(|| converted("fixtures/mamba-tiny-hf", "tiny-hf-f32.mbin")).as_deref()
+}
+
+fn shakespeare() -> Option<&'static Path> {
+    static M: OnceLock<Option<PathBuf>> = OnceLock::new();
+    M.get_or_init(|| converted("models/mamba-shakespeare", "shakespeare-f32.mbin")).as_deref()
+}
+
+/// Reads every tensor of a reference file as f64 (f32, f64 and i64 only).
+fn reference(rel: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
+    let path = shared_dir().expect("shared dir").join(rel);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid reference file");
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let raw = v.data();
+            let data: Vec<f64> = match v.dtype() {
+                safetensors::Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+                safetensors::Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+                safetensors::Dtype::I64 => raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+                d => panic!("unexpected dtype {d:?}"),
+            };
+            (name, (v.shape().to_vec(), data))
+        })
+        .collect()
+}
+
+fn ids(v: &[f64]) -> Vec<u32> {
+    v.iter().map(|&x| x as u32).collect()
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(exe: &str, args: &[&str]) -> Run {
+    let out = Command::new(exe).args(args).output().unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+    Run { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+/// Runs and expects success.
+fn ok(exe: &str, args: &[&str]) -> Run {
+    let r = run(exe, args);
+    assert_eq!(r.code, Some(0), "{exe} {args:?} failed:\n{}", r.stderr);
+    r
+}
+
+/// Runs and expects a clean failure: non-zero exit, exactly one `error: ...` line
+/// on stderr, no panic. Returns that line.
+fn fails(exe: &str, args: &[&str]) -> String {
+    let r = run(exe, args);
+    assert!(matches!(r.code, Some(c) if c != 0), "{exe} {args:?} should fail; stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{exe} {args:?} panicked:\n{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{exe} {args:?}: expected one error line, got:\n{}", r.stderr);
+    assert!(lines[0].starts_with("error: "), "{exe} {args:?}: {}", lines[0]);
+    lines[0].to_string()
+}
+
+const RUN: &str = env!("CARGO_BIN_EXE_mamba-run");
+const PPL: &str = env!("CARGO_BIN_EXE_mamba-perplexity");
+const BENCH: &str = env!("CARGO_BIN_EXE_mamba-bench");
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+// ───────────────────────────── mamba-run ─────────────────────────────
+
+#[test]
+fn run_greedy_ids_match_the_reference() {
+    let Some(model) = tiny() else { return };
+    let r = reference("fixtures/mamba-tiny-hf/reference.safetensors");
+    let prompt: Vec<String> = ids(&r["greedy_prompt"].1).iter().map(u32::to_string).collect();
+    let want = ids(&r["greedy_tokens"].1);
+    let n = want.len().to_string();
+    let out = ok(RUN, &[s(model), "--prompt-ids", &prompt.join(","), "--temp", "0", "-n", &n, "--ignore-eos", "--output-ids", "-t", "1"]);
+    let got: Vec<u32> = out.stdout.split_whitespace().map(|t| t.parse().expect("an id")).collect();
+    assert_eq!(got, want);
+    for key in ["prompt:", "generated:", "tokens/s", "peak RSS", "kernels:"] {
+        assert!(out.stderr.contains(key), "stats lack {key}:\n{}", out.stderr);
+    }
+    // Sampling with a fixed seed is reproducible.
+    let args = [s(model), "--prompt-ids", "1,2,3", "-n", "16", "--seed", "7", "--output-ids", "--ignore-eos"];
+    assert_eq!(ok(RUN, &args).stdout, ok(RUN, &args).stdout);
+}
+
+#[test]
+fn run_shakespeare_greedy_text_matches_the_reference() {
+    let Some(model) = shakespeare() else { return };
+    let r = reference("models/mamba-shakespeare/reference.safetensors");
+    let mut all = ids(&r["greedy_prompt"].1);
+    all.extend(ids(&r["greedy_tokens"].1));
+    let m = mamba_runtime::Model::open(model).unwrap();
+    let want = m.tokenizer().expect("embedded tokenizer").decode(&all).unwrap();
+    assert!(want.starts_with("ROMEO:\nI'll tell you how:\nI'll make a thousand thousand men;"), "{want}");
+    let out = ok(RUN, &[s(model), "-p", "ROMEO:", "--temp", "0", "-n", "48", "--ignore-eos"]);
+    assert_eq!(out.stdout.strip_suffix('\n').unwrap_or(&out.stdout), want);
+}
+
+#[test]
+fn run_rejects_bad_input_with_one_line() {
+    let Some(model) = tiny() else { return };
+    let m = s(model);
+    let tmp = tempfile::tempdir().unwrap();
+    let truncated = tmp.path().join("truncated.mbin");
+    let bytes = std::fs::read(model).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = tmp.path().join("garbage.mbin");
+    std::fs::write(&garbage, b"not a model at all").unwrap();
+    let ids = ["--prompt-ids", "1,2"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![m, ids[0], ids[1], "--temp", "-1"], "temperature"),
+        (vec![m, ids[0], ids[1], "--top-p", "0"], "top_p"),
+        (vec![m, ids[0], ids[1], "--top-p", "1.5"], "top_p"),
+        (vec![m, ids[0], ids[1], "--min-p", "-0.1"], "min_p"),
+        (vec![m, ids[0], ids[1], "--repeat-penalty", "0"], "repeat_penalty"),
+        (vec![m, ids[0], ids[1], "--temp", "abc"], "abc"),
+        (vec![m, ids[0], ids[1], "--no-such-flag"], "--no-such-flag"),
+        (vec![m], "required"),
+        (vec!["/no/such/model.mbin", ids[0], ids[1]], "/no/such/model.mbin"),
+        (vec![s(&truncated), ids[0], ids[1]], "truncated.mbin"),
+        (vec![s(&garbage), ids[0], ids[1]], "garbage.mbin"),
+        (vec![m, "--prompt-ids", "1,1000"], "1000"),
+        (vec![m, "--prompt-ids", "1,x"], "'x'"),
+        (vec![m, "--prompt-ids", ""], "empty"),
+        (vec![m, "-p", ""], "empty"),
+        (vec![m, "-p", "hello"], "tokenizer"),
+        (vec![m, ids[0], ids[1], "--device", "cuda:0"], "not available"),
+        (vec![m, ids[0], ids[1], "--device", "tpu"], "tpu"),
+    ];
+    for (args, needle) in cases {
+        let line = fails(RUN, &args);
+        assert!(line.contains(needle), "{args:?}: '{line}' does not mention '{needle}'");
+    }
+}
+
+// ───────────────────────────── mamba-perplexity ─────────────────────────────
+
+fn perplexity_of(stdout: &str) -> f64 {
+    let last = stdout.lines().last().expect("output");
+    last.strip_prefix("perplexity: ").unwrap_or_else(|| panic!("last line: {last}")).parse().unwrap()
+}
+
+/// `(seq, pos, nll)` lines of `--nll-out`.
+fn nll_lines(path: &Path) -> Vec<(usize, usize, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 3, "{l}");
+            assert_eq!(f[2].split('.').nth(1).map(str::len), Some(6), "6 decimals: {l}");
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn perplexity_of_shakespeare_matches_the_reference() {
+    let Some(model) = shakespeare() else { return };
+    let shared = shared_dir().unwrap();
+    let val = shared.join("models/mamba-shakespeare/val.txt");
+    let r = reference("models/mamba-shakespeare/reference.safetensors");
+    let tmp = tempfile::tempdir().unwrap();
+    let nll_path = tmp.path().join("nll.txt");
+    let out = ok(PPL, &[s(model), "-f", s(&val), "--max-tokens", "1024", "--ctx", "256", "--nll-out", s(&nll_path)]);
+    let ppl = perplexity_of(&out.stdout);
+    assert!((ppl / 78.7439 - 1.0).abs() < 1e-3, "perplexity {ppl}, reference 78.7439");
+    assert!(out.stdout.contains("scored tokens: 1020"), "{}", out.stdout);
+    let (shape, want) = &r["ppl_nll"];
+    assert_eq!(shape, &[4, 255]);
+    let got = nll_lines(&nll_path);
+    assert_eq!(got.len(), 1020);
+    for (i, &(w, pos, x)) in got.iter().enumerate() {
+        assert_eq!((w, pos), (i / 255, i % 255 + 1));
+        let reference = want[w * 255 + pos - 1];
+        assert!((x - reference).abs() < 1e-3, "window {w} pos {pos}: {x} vs {reference}");
+    }
+}
+
+#[test]
+fn perplexity_of_ids_file_matches_reference_logits() {
+    let Some(model) = tiny() else { return };
+    let r = reference("fixtures/mamba-tiny-hf/reference.safetensors");
+    let (shape, input) = &r["input_ids"];
+    let (b, l) = (shape[0], shape[1]);
+    let logits = &r["logits"].1;
+    let vocab = logits.len() / (b * l);
+    let tmp = tempfile::tempdir().unwrap();
+    let ids_path = tmp.path().join("ids.txt");
+    let text: String = input.chunks(l).map(|row| row.iter().map(|v| (*v as u32).to_string()).collect::<Vec<_>>().join(" ") + "\n").collect();
+    std::fs::write(&ids_path, format!("{text}\n")).unwrap(); // a blank line is skipped
+    let nll_path = tmp.path().join("nll.txt");
+    let lstr = l.to_string();
+    let out = ok(PPL, &[s(model), "--ids-file", s(&ids_path), "--ctx", &lstr, "--nll-out", s(&nll_path), "-t", "1"]);
+    // Expected: -log_softmax of the reference logits.
+    let mut sum = 0.0;
+    let got = nll_lines(&nll_path);
+    assert_eq!(got.len(), b * (l - 1));
+    for (k, &(seq, pos, x)) in got.iter().enumerate() {
+        assert_eq!((seq, pos), (k / (l - 1), k % (l - 1) + 1));
+        let row = &logits[(seq * l + pos - 1) * vocab..(seq * l + pos) * vocab];
+        let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        let want = lse - row[input[seq * l + pos] as usize];
+        assert!((x - want).abs() < 1e-4, "seq {seq} pos {pos}: {x} vs {want}");
+        sum += want;
+    }
+    let ppl = perplexity_of(&out.stdout);
+    let want = (sum / got.len() as f64).exp();
+    assert!((ppl / want - 1.0).abs() < 1e-4, "{ppl} vs {want}");
+
+    // Sliding windows: every token but the first of each sequence is scored once.
+    let out = ok(PPL, &[s(model), "--ids-file", s(&ids_path), "--ctx", "16", "--stride", "5", "-t", "1"]);
+    assert!(out.stdout.contains(&format!("scored tokens: {}", b * (l - 1))), "{}", out.stdout);
+    // --max-tokens counts over all sequences.
+    let out = ok(PPL, &[s(model), "--ids-file", s(&ids_path), "--ctx", "8", "--max-tokens", "40", "-t", "1"]);
+    assert!(out.stdout.contains("scored tokens: 34"), "{}", out.stdout); // 37 → 5 windows (32), 3 → 1 window (2)
+
+    for (args, needle) in [
+        (vec![s(model), "--ids-file", s(&ids_path), "--ctx", "8", "--stride", "9"], "--stride"),
+        (vec![s(model), "--ids-file", s(&ids_path), "--ctx", "1"], "--ctx"),
+        (vec![s(model), "--ids-file", "/no/such/ids.txt"], "/no/such/ids.txt"),
+        (vec![s(model), "-f", s(&ids_path)], "tokenizer"),
+        (vec![s(model)], "required"),
+        (vec![s(model), "--ids-file", s(&ids_path), "--device", "hip:0"], "not available"),
+    ] {
+        let line = fails(PPL, &args);
+        assert!(line.contains(needle), "{args:?}: '{line}' does not mention '{needle}'");
+    }
+    std::fs::write(&ids_path, "1 2 3\n4 5 99999\n").unwrap();
+    assert!(fails(PPL, &[s(model), "--ids-file", s(&ids_path)]).contains(":2: token id 99999 is out of range"));
+}
+
+// ───────────────────────────── mamba-bench ─────────────────────────────
+
+fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
+
+#[test]
+fn bench_prints_json_lines() {
+    let Some(model) = tiny() else { return };
+    for batch in ["1", "3"] {
+        let out = ok(BENCH, &[s(model), "-p", "8", "-n", "4", "-r", "1", "-b", batch, "--json"]);
+        let rows = json_rows(&out.stdout);
+        assert_eq!(rows.len(), 2);
+        for (row, test) in rows.iter().zip(["pp8", "tg4"]) {
+            for f in ["model", "type", "size_bytes", "threads", "batch", "test", "n_prompt", "n_gen", "tokens_per_s", "stddev", "peak_rss_bytes"] {
+                assert!(row.get(f).is_some(), "field {f} missing: {row}");
+            }
+            assert_eq!(row["test"], test);
+            assert_eq!(row["model"], "tiny-hf-f32.mbin");
+            assert_eq!(row["type"], "f32");
+            assert_eq!(row["batch"].as_u64(), batch.parse().ok());
+            assert!(row["tokens_per_s"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let out = ok(BENCH, &[s(model), "-p", "8", "-n", "4", "-r", "2"]);
+    assert!(out.stdout.contains("| model") && out.stdout.contains("pp8") && out.stdout.contains("tg4") && out.stdout.contains(" ± "), "{}", out.stdout);
+    for (args, needle) in [
+        (vec![s(model), "-b", "0"], "batch"),
+        (vec![s(model), "-r", "0"], "repetitions"),
+        (vec![s(model), "--plot", "x.svg"], "--plot"),
+        (vec![s(model), "--device", "cuda:1"], "not available"),
+        (vec!["/no/such/model.mbin"], "/no/such/model.mbin"),
+    ] {
+        let line = fails(BENCH, &args);
+        assert!(line.contains(needle), "{args:?}: '{line}' does not mention '{needle}'");
+    }
+}
+
+#[test]
+fn bench_sweep_writes_a_plot() {
+    let Some(model) = tiny() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let svg = tmp.path().join("x.svg");
+    let out = ok(BENCH, &[s(model), "-b", "1,2", "-p", "4", "-n", "4", "-r", "1", "--plot", s(&svg)]);
+    assert!(out.stdout.contains("pp4+tg4") && out.stdout.contains("peak RSS"), "{}", out.stdout);
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    assert!(doc.starts_with("<svg") && doc.trim_end().ends_with("</svg>"));
+    assert_eq!(doc.matches("<polyline").count(), 2);
+    // Each point in its own process.
+    let out = ok(BENCH, &[s(model), "-b", "1,2", "-p", "4", "-n", "4", "-r", "1", "--isolate", "--json"]);
+    let rows = json_rows(&out.stdout);
+    assert_eq!(rows.len(), 2);
+    for (row, b) in rows.iter().zip([1, 2]) {
+        assert_eq!(row["batch"], b);
+        assert_eq!(row["peak_rss_method"], "child");
+        assert!(row["peak_rss_bytes"].as_u64().unwrap() > 0 && row["total_s"].as_f64().unwrap() > 0.0);
+    }
+}
