@@ -91,10 +91,12 @@ pub enum ConvertError {
         why: String,
     },
     /// A safetensors file is truncated or its header is invalid.
-    #[error("invalid safetensors file {}: {source}", path.display())]
+    #[error("invalid safetensors file {}: {why}", path.display())]
     Safetensors {
         /// The file.
         path: PathBuf,
+        /// What is wrong, in words.
+        why: String,
         /// The safetensors crate's error.
         #[source]
         source: safetensors::SafeTensorError,

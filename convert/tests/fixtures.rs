@@ -394,3 +394,129 @@ fn force_overwrites() {
     convert(&o).unwrap();
     read_valid(&out);
 }
+
+/// Copies a fixture into a fresh temporary directory for editing.
+fn scratch(name: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let src = fixture(name)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(&src, &dir);
+    Some((tmp, dir))
+}
+
+#[test]
+fn f16_source_is_widened_exactly() {
+    let Some((tmp, dir)) = scratch("mamba-tiny-hf") else {
+        return;
+    };
+    rewrite_safetensors(&dir, |_, (_, shape, data)| {
+        let halves: Vec<u8> = f32_values(&data)
+            .iter()
+            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+            .collect();
+        Some((safetensors::Dtype::F16, shape, halves))
+    });
+    let out = tmp.path().join("f16.mbin");
+    convert_dir(&dir, &out, Preset::Uniform(QuantType::F32)).unwrap();
+    let source = load_hf_tensors(&dir);
+    let bytes = read_valid(&out);
+    let file = MbinFile::parse(&bytes).unwrap();
+    let t = file.tensor("layers.1.mixer.x_proj.weight").unwrap();
+    let (dtype, shape, data) = &source["backbone.layers.1.mixer.x_proj.weight"];
+    let expected =
+        widen(&safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap());
+    assert_eq!(f32_values(file.tensor_data(t)), expected);
+}
+
+#[test]
+fn untied_model_writes_lm_head() {
+    let Some((tmp, dir)) = scratch("mamba-tiny-hf") else {
+        return;
+    };
+    edit_config(&dir, |c| {
+        c.insert("tie_word_embeddings".into(), serde_json::Value::Bool(false));
+    });
+    // Add an lm_head: the embedding scaled by 2.
+    let head = {
+        let src = load_hf_tensors(&dir);
+        let (dt, shape, data) = src["backbone.embeddings.weight"].clone();
+        let doubled: Vec<u8> = f32_values(&data)
+            .iter()
+            .flat_map(|x| (2.0 * x).to_le_bytes())
+            .collect();
+        (dt, shape, doubled)
+    };
+    add_tensor(&dir, "lm_head.weight", head.clone());
+    let out = tmp.path().join("untied.mbin");
+    let summary = convert_dir(&dir, &out, Preset::Q4KM).unwrap();
+    let r = summary
+        .tensors
+        .iter()
+        .find(|r| r.name == "lm_head.weight")
+        .unwrap();
+    // Rows of 64: q6_k falls back to q8_0.
+    assert_eq!((r.requested, r.chosen), (QuantType::Q6_K, QuantType::Q8_0));
+    let bytes = read_valid(&out);
+    let file = MbinFile::parse(&bytes).unwrap();
+    assert_eq!(
+        file.metadata.get("mamba.tie_embeddings"),
+        Some(&Value::Bool(false))
+    );
+    let out32 = tmp.path().join("untied32.mbin");
+    convert_dir(&dir, &out32, Preset::Uniform(QuantType::F32)).unwrap();
+    let bytes = read_valid(&out32);
+    let file = MbinFile::parse(&bytes).unwrap();
+    assert_eq!(
+        file.tensor_data(file.tensor("lm_head.weight").unwrap()),
+        &head.2[..]
+    );
+}
+
+#[test]
+fn tied_lm_head_that_differs_is_ignored_with_a_warning() {
+    let Some((tmp, dir)) = scratch("mamba-tiny-hf") else {
+        return;
+    };
+    let emb = load_hf_tensors(&dir)["backbone.embeddings.weight"].clone();
+    // Same values: silently ignored.
+    add_tensor(&dir, "lm_head.weight", emb.clone());
+    let summary = convert_dir(
+        &dir,
+        &tmp.path().join("same.mbin"),
+        Preset::Uniform(QuantType::F16),
+    )
+    .unwrap();
+    assert!(
+        !summary.warnings.iter().any(|w| w.contains("lm_head")),
+        "{:?}",
+        summary.warnings
+    );
+    // Different values: ignored, with a warning.
+    let mut other = emb;
+    other.2[0] ^= 1;
+    add_tensor(&dir, "lm_head.weight", other);
+    let out = tmp.path().join("diff.mbin");
+    let summary = convert_dir(&dir, &out, Preset::Uniform(QuantType::F16)).unwrap();
+    assert!(
+        summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("lm_head.weight") && w.contains("differs")),
+        "{:?}",
+        summary.warnings
+    );
+    let bytes = read_valid(&out);
+    assert!(MbinFile::parse(&bytes)
+        .unwrap()
+        .tensor("lm_head.weight")
+        .is_none());
+}
+
+/// Adds (or replaces) one tensor in `<dir>/model.safetensors`.
+fn add_tensor(dir: &std::path::Path, name: &str, t: Owned) {
+    rewrite_safetensors_adding(
+        dir,
+        |n, old| (n != name).then_some(old),
+        vec![(name.to_string(), t)],
+    );
+}

@@ -86,7 +86,7 @@ pub fn tensor_bytes(name: &str, ty: QuantType, shape: &[u64]) -> Result<u64> {
         .ok_or_else(|| bad("element count overflows"))?;
     let row = *shape.last().expect("non-empty");
     let block = ty.block_size() as u64;
-    if row % block != 0 {
+    if !row.is_multiple_of(block) {
         return Err(FormatError::NotBlockMultiple {
             tensor: name.to_string(),
             ty,

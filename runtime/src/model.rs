@@ -219,6 +219,15 @@ impl Model {
         &self.tensors
     }
 
+    /// The stored bytes of tensor `name` (its file layout, quantized or not) and its
+    /// index record, or `None` if the file has no such tensor. The GPU backend
+    /// uploads weights from here as stored.
+    pub fn tensor_data(&self, name: &str) -> Option<(&TensorInfo, &[u8])> {
+        let t = self.tensors.iter().find(|t| t.name == name)?;
+        let start = (self.data_offset + t.offset) as usize;
+        Some((t, &self.storage.bytes()[start..start + t.size as usize]))
+    }
+
     /// Size of the model file in bytes.
     pub fn file_size(&self) -> usize {
         self.storage.bytes().len()

@@ -36,7 +36,7 @@ use std::time::Instant;
 pub const DEFAULT_SWEEP: [usize; 6] = [1, 2, 4, 8, 16, 32];
 
 /// Seed of the prompt tokens.
-const PROMPT_SEED: u64 = 0x6d61_6d62_61;
+const PROMPT_SEED: u64 = 0x006d_616d_6261;
 
 /// Command line of `mamba-bench`.
 #[derive(Parser, Debug, Clone)]
@@ -54,20 +54,35 @@ pub struct BenchArgs {
     /// Model file (.mbin).
     pub model: PathBuf,
     /// Prompt tokens per sequence (pp test), >= 0; 0 skips the pp test.
-    #[arg(short = 'p', long = "n-prompt", value_name = "P", default_value_t = 512)]
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_name = "P",
+        default_value_t = 512
+    )]
     pub n_prompt: usize,
     /// Generated tokens per sequence (tg test), >= 0; 0 skips the tg test.
     #[arg(short = 'n', long = "n-gen", value_name = "N", default_value_t = 128)]
     pub n_gen: usize,
     /// Batch sizes (sequences run together), comma separated, each >= 1; several
     /// values run a batch sweep. [default: 1; with --sweep: 1,2,4,8,16,32]
-    #[arg(short = 'b', long = "batch", value_name = "B,B,...", value_delimiter = ',')]
+    #[arg(
+        short = 'b',
+        long = "batch",
+        value_name = "B,B,...",
+        value_delimiter = ','
+    )]
     pub batch: Option<Vec<usize>>,
     /// CPU threads, >= 1. [default: one per physical core]
     #[arg(short = 't', long, value_name = "N")]
     pub threads: Option<usize>,
     /// Repetitions of each test, >= 1.
-    #[arg(short = 'r', long = "repetitions", value_name = "R", default_value_t = 3)]
+    #[arg(
+        short = 'r',
+        long = "repetitions",
+        value_name = "R",
+        default_value_t = 3
+    )]
     pub repetitions: usize,
     /// Device: cpu, hip:N or cuda:N.
     #[arg(long, value_name = "D", default_value = "cpu")]
@@ -157,7 +172,9 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
 /// `b` pseudo-random prompts of `p` tokens, each < `vocab`.
 pub fn random_prompts(b: usize, p: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = Pcg32::new(seed);
-    (0..b).map(|_| (0..p).map(|_| rng.next_u32() % vocab as u32).collect()).collect()
+    (0..b)
+        .map(|_| (0..p).map(|_| rng.next_u32() % vocab as u32).collect())
+        .collect()
 }
 
 /// One sequence or several, behind one interface.
@@ -257,7 +274,14 @@ struct Setup {
 }
 
 impl Setup {
-    fn row(&self, batch: usize, test: String, n_prompt: usize, n_gen: usize, tps: &[f64]) -> BenchRow {
+    fn row(
+        &self,
+        batch: usize,
+        test: String,
+        n_prompt: usize,
+        n_gen: usize,
+        tps: &[f64],
+    ) -> BenchRow {
         let (tokens_per_s, stddev) = mean_std(tps);
         BenchRow {
             model: self.model.clone(),
@@ -278,7 +302,14 @@ impl Setup {
 }
 
 /// Measures one sweep point in this process.
-fn sweep_point(model: &Model, setup: &Setup, args: &BenchArgs, b: usize, method: &str, progress: &ProgressBar) -> Result<BenchRow> {
+fn sweep_point(
+    model: &Model,
+    setup: &Setup,
+    args: &BenchArgs,
+    b: usize,
+    method: &str,
+    progress: &ProgressBar,
+) -> Result<BenchRow> {
     let (p, n) = (args.n_prompt, args.n_gen);
     let (mut tp, mut td, mut tot, mut tps) = (vec![], vec![], vec![], vec![]);
     for _ in 0..args.repetitions {
@@ -290,14 +321,19 @@ fn sweep_point(model: &Model, setup: &Setup, args: &BenchArgs, b: usize, method:
         progress.inc(1);
     }
     let mut row = setup.row(b, format!("pp{p}+tg{n}"), p, n, &tps);
-    let (prompt_s, decode_s, (total_s, total_s_stddev)) = (mean_std(&tp).0, mean_std(&td).0, mean_std(&tot));
+    let (prompt_s, decode_s, (total_s, total_s_stddev)) =
+        (mean_std(&tp).0, mean_std(&td).0, mean_std(&tot));
     row.sweep = Some(SweepTimes {
         prompt_s,
         decode_s,
         total_s,
         total_s_stddev,
         pp_tokens_per_s: (b * p) as f64 / prompt_s,
-        tg_tokens_per_s: if n == 0 { 0.0 } else { (b * n) as f64 / decode_s },
+        tg_tokens_per_s: if n == 0 {
+            0.0
+        } else {
+            (b * n) as f64 / decode_s
+        },
         peak_rss_method: method.into(),
     });
     Ok(row)
@@ -308,25 +344,67 @@ fn sweep_point_child(args: &BenchArgs, threads: usize, b: usize) -> Result<Bench
     let exe = std::env::current_exe().context("cannot find the mamba-bench executable")?;
     let out = std::process::Command::new(exe)
         .arg(&args.model)
-        .args(["-p", &args.n_prompt.to_string(), "-n", &args.n_gen.to_string(), "-r", &args.repetitions.to_string()])
-        .args(["-t", &threads.to_string(), "--device", &args.device.to_string(), "--single-batch", &b.to_string()])
+        .args([
+            "-p",
+            &args.n_prompt.to_string(),
+            "-n",
+            &args.n_gen.to_string(),
+            "-r",
+            &args.repetitions.to_string(),
+        ])
+        .args([
+            "-t",
+            &threads.to_string(),
+            "--device",
+            &args.device.to_string(),
+            "--single-batch",
+            &b.to_string(),
+        ])
         .output()
         .context("cannot start a child process")?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        bail!("batch size {b}: child process failed: {}", err.lines().last().unwrap_or("(no message)"));
+        bail!(
+            "batch size {b}: child process failed: {}",
+            err.lines().last().unwrap_or("(no message)")
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).with_context(|| format!("batch size {b}: bad child output '{}'", text.trim()))
+    serde_json::from_str(text.trim())
+        .with_context(|| format!("batch size {b}: bad child output '{}'", text.trim()))
 }
 
 /// A markdown table with padded columns (numbers right-aligned).
 pub fn markdown_table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..headers.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([headers[c].len(), 3]).max().unwrap_or(3)).collect();
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([headers[c].len(), 3])
+                .max()
+                .unwrap_or(3)
+        })
+        .collect();
     let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
-    let pad = |s: &str, c: usize| if right[c] { format!("{s:>w$}", w = widths[c]) } else { format!("{s:<w$}", w = widths[c]) };
+    let pad = |s: &str, c: usize| {
+        if right[c] {
+            format!("{s:>w$}", w = widths[c])
+        } else {
+            format!("{s:<w$}", w = widths[c])
+        }
+    };
     let mut out = line(headers.iter().enumerate().map(|(c, h)| pad(h, c)).collect());
-    out += &line((0..headers.len()).map(|c| if right[c] { format!("{}:", "-".repeat(widths[c] - 1)) } else { "-".repeat(widths[c]) }).collect());
+    out += &line(
+        (0..headers.len())
+            .map(|c| {
+                if right[c] {
+                    format!("{}:", "-".repeat(widths[c] - 1))
+                } else {
+                    "-".repeat(widths[c])
+                }
+            })
+            .collect(),
+    );
     for r in rows {
         out += &line(r.iter().enumerate().map(|(c, s)| pad(s, c)).collect());
     }
@@ -347,7 +425,14 @@ fn table(rows: &[BenchRow]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let mut c = vec![r.model.clone(), cli::mib(r.size_bytes), r.ty.clone(), r.threads.to_string(), r.batch.to_string(), r.test.clone()];
+            let mut c = vec![
+                r.model.clone(),
+                cli::mib(r.size_bytes),
+                r.ty.clone(),
+                r.threads.to_string(),
+                r.batch.to_string(),
+                r.test.clone(),
+            ];
             let tps = format!("{:.2} ± {:.2}", r.tokens_per_s, r.stddev);
             match &r.sweep {
                 Some(s) => c.extend([
@@ -369,13 +454,29 @@ fn table(rows: &[BenchRow]) -> String {
 pub fn sweep_plot(rows: &[BenchRow]) -> TwoAxisPlot {
     let r0 = &rows[0];
     TwoAxisPlot {
-        title: format!("{} ({}): pp{}+tg{}, {} threads", r0.model, r0.ty, r0.n_prompt, r0.n_gen, r0.threads),
+        title: format!(
+            "{} ({}): pp{}+tg{}, {} threads",
+            r0.model, r0.ty, r0.n_prompt, r0.n_gen, r0.threads
+        ),
         x_label: "batch size (sequences)".into(),
         xs: rows.iter().map(|r| r.batch as f64).collect(),
-        left: Series { label: "total time (s)".into(), ys: rows.iter().map(|r| r.sweep.as_ref().map_or(f64::NAN, |s| s.total_s)).collect(), color: "#1f77b4" },
+        left: Series {
+            label: "total time (s)".into(),
+            ys: rows
+                .iter()
+                .map(|r| r.sweep.as_ref().map_or(f64::NAN, |s| s.total_s))
+                .collect(),
+            color: "#1f77b4",
+        },
         right: Series {
             label: "peak RSS (MiB)".into(),
-            ys: rows.iter().map(|r| r.peak_rss_bytes.map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))).collect(),
+            ys: rows
+                .iter()
+                .map(|r| {
+                    r.peak_rss_bytes
+                        .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
+                })
+                .collect(),
             color: "#d62728",
         },
     }
@@ -383,37 +484,62 @@ pub fn sweep_plot(rows: &[BenchRow]) -> TwoAxisPlot {
 
 fn progress_bar(len: u64) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
+    pb.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]")
+            .expect("valid template"),
+    );
     pb
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Runs `mamba-bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
     args.device.ensure_available()?;
     ensure!(args.repetitions >= 1, "-r/--repetitions must be at least 1");
-    let sweep = args.sweep || args.batch.as_ref().is_some_and(|b| b.len() > 1) || args.single_batch.is_some();
+    let sweep = args.sweep
+        || args.batch.as_ref().is_some_and(|b| b.len() > 1)
+        || args.single_batch.is_some();
     let batches: Vec<usize> = match (&args.batch, args.single_batch) {
         (_, Some(b)) => vec![b],
         (Some(b), _) => b.clone(),
         (None, _) if args.sweep => DEFAULT_SWEEP.to_vec(),
         (None, _) => vec![1],
     };
-    ensure!(batches.iter().all(|&b| b >= 1), "batch sizes must be at least 1");
+    ensure!(
+        batches.iter().all(|&b| b >= 1),
+        "batch sizes must be at least 1"
+    );
     if sweep {
-        ensure!(args.n_prompt >= 1, "a batch sweep needs a prompt: -p must be at least 1");
+        ensure!(
+            args.n_prompt >= 1,
+            "a batch sweep needs a prompt: -p must be at least 1"
+        );
     } else {
-        ensure!(args.n_prompt + args.n_gen > 0, "nothing to measure: -p and -n are both 0");
-        ensure!(args.plot.is_none(), "--plot needs a batch sweep (several -b values, or --sweep)");
+        ensure!(
+            args.n_prompt + args.n_gen > 0,
+            "nothing to measure: -p and -n are both 0"
+        );
+        ensure!(
+            args.plot.is_none(),
+            "--plot needs a batch sweep (several -b values, or --sweep)"
+        );
     }
     let threads = cli::set_threads(args.threads);
     let model = Model::open(&args.model).context("cannot load the model")?;
     let setup = Setup {
         model: file_name(&args.model),
-        ty: model.metadata().get(mamba_format::arch::KEY_QUANTIZATION).and_then(|v| v.as_str()).unwrap_or("?").to_string(),
+        ty: model
+            .metadata()
+            .get(mamba_format::arch::KEY_QUANTIZATION)
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string(),
         size_bytes: model.file_size() as u64,
         threads,
     };
@@ -422,7 +548,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(b) = args.single_batch {
         rss::reset_peak_rss();
         let row = sweep_point(&model, &setup, args, b, "child", &ProgressBar::hidden())?;
-        let row = BenchRow { peak_rss_bytes: rss::peak_rss_bytes(), ..row };
+        let row = BenchRow {
+            peak_rss_bytes: rss::peak_rss_bytes(),
+            ..row
+        };
         println!("{}", serde_json::to_string(&row)?);
         return Ok(());
     }
@@ -430,13 +559,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     if sweep {
         let in_process = !args.isolate && rss::reset_peak_rss();
-        let pb = progress_bar(if in_process { (batches.len() * args.repetitions) as u64 } else { batches.len() as u64 });
+        let pb = progress_bar(if in_process {
+            (batches.len() * args.repetitions) as u64
+        } else {
+            batches.len() as u64
+        });
         for &b in &batches {
             pb.set_message(format!("batch {b}"));
             let row = if in_process {
                 rss::reset_peak_rss();
                 let row = sweep_point(&model, &setup, args, b, "clear_refs", &pb)?;
-                BenchRow { peak_rss_bytes: rss::peak_rss_bytes(), ..row }
+                BenchRow {
+                    peak_rss_bytes: rss::peak_rss_bytes(),
+                    ..row
+                }
             } else {
                 let row = sweep_point_child(args, threads, b)?;
                 pb.inc(1);
@@ -447,14 +583,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         pb.finish_and_clear();
     } else {
         let b = batches[0];
-        let tests: Vec<(bool, usize)> = [(true, args.n_prompt), (false, args.n_gen)].into_iter().filter(|t| t.1 > 0).collect();
+        let tests: Vec<(bool, usize)> = [(true, args.n_prompt), (false, args.n_gen)]
+            .into_iter()
+            .filter(|t| t.1 > 0)
+            .collect();
         let pb = progress_bar((tests.len() * args.repetitions) as u64);
         for (is_pp, len) in tests {
             let name = format!("{}{len}", if is_pp { "pp" } else { "tg" });
             pb.set_message(format!("{name}, batch {b}"));
             let mut tps = Vec::new();
             for _ in 0..args.repetitions {
-                let secs = if is_pp { time_pp(&model, b, len)? } else { time_tg(&model, b, len)? };
+                let secs = if is_pp {
+                    time_pp(&model, b, len)?
+                } else {
+                    time_tg(&model, b, len)?
+                };
                 tps.push((b * len) as f64 / secs);
                 pb.inc(1);
             }
@@ -470,10 +613,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     } else {
         print!("{}", table(&rows));
-        println!("\nkernels: {}, device {}", mamba_kernels::cpu::kernels().name, args.device);
+        println!(
+            "\nkernels: {}, device {}",
+            mamba_kernels::cpu::kernels().name,
+            args.device
+        );
     }
     if let Some(path) = &args.plot {
-        std::fs::write(path, sweep_plot(&rows).to_svg()).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, sweep_plot(&rows).to_svg())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("plot written to {}", path.display());
     }
     Ok(())
@@ -502,17 +650,38 @@ mod tests {
 
     #[test]
     fn table_is_aligned_markdown() {
-        let t = markdown_table(&["a", "bb"], &[false, true], &[vec!["xyz".into(), "1".into()]]);
+        let t = markdown_table(
+            &["a", "bb"],
+            &[false, true],
+            &[vec!["xyz".into(), "1".into()]],
+        );
         assert_eq!(t, "| a   |  bb |\n| --- | --: |\n| xyz |   1 |\n");
     }
 
     #[test]
     fn rows_round_trip_through_json() {
-        let setup = Setup { model: "m.mbin".into(), ty: "f32".into(), size_bytes: 10, threads: 2 };
+        let setup = Setup {
+            model: "m.mbin".into(),
+            ty: "f32".into(),
+            size_bytes: 10,
+            threads: 2,
+        };
         let mut row = setup.row(2, "pp4+tg4".into(), 4, 4, &[1.0, 3.0]);
-        row.sweep = Some(SweepTimes { prompt_s: 1.0, decode_s: 2.0, total_s: 3.0, total_s_stddev: 0.1, pp_tokens_per_s: 8.0, tg_tokens_per_s: 4.0, peak_rss_method: "child".into() });
+        row.sweep = Some(SweepTimes {
+            prompt_s: 1.0,
+            decode_s: 2.0,
+            total_s: 3.0,
+            total_s_stddev: 0.1,
+            pp_tokens_per_s: 8.0,
+            tg_tokens_per_s: 4.0,
+            peak_rss_method: "child".into(),
+        });
         let json = serde_json::to_string(&row).unwrap();
-        assert!(json.contains("\"type\":\"f32\"") && json.contains("\"total_s\":3.0") && !json.contains("device_memory_bytes"));
+        assert!(
+            json.contains("\"type\":\"f32\"")
+                && json.contains("\"total_s\":3.0")
+                && !json.contains("device_memory_bytes")
+        );
         assert_eq!(serde_json::from_str::<BenchRow>(&json).unwrap(), row);
         let plain = setup.row(1, "tg4".into(), 0, 4, &[1.0]);
         let json = serde_json::to_string(&plain).unwrap();

@@ -35,7 +35,11 @@ pub fn clap_one_line(rendered: &str) -> String {
         parts.push(line);
     }
     let msg = parts.join(" ");
-    let msg = if msg.starts_with("error:") { msg } else { format!("error: {msg}") };
+    let msg = if msg.starts_with("error:") {
+        msg
+    } else {
+        format!("error: {msg}")
+    };
     format!("{msg} (see --help)")
 }
 
@@ -91,15 +95,24 @@ mod tests {
     #[test]
     fn clap_errors_fold_to_one_line() {
         let r = "error: unexpected argument '--foo' found\n\n  tip: to pass '--foo' as a value, use '-- --foo'\n\nUsage: mamba-run [OPTIONS] <MODEL>\n\nFor more information, try '--help'.\n";
-        assert_eq!(clap_one_line(r), "error: unexpected argument '--foo' found (see --help)");
-        let r = "error: the following required arguments were not provided:\n  <MODEL>\n\nUsage: x\n";
-        assert_eq!(clap_one_line(r), "error: the following required arguments were not provided: <MODEL> (see --help)");
+        assert_eq!(
+            clap_one_line(r),
+            "error: unexpected argument '--foo' found (see --help)"
+        );
+        let r =
+            "error: the following required arguments were not provided:\n  <MODEL>\n\nUsage: x\n";
+        assert_eq!(
+            clap_one_line(r),
+            "error: the following required arguments were not provided: <MODEL> (see --help)"
+        );
     }
 
     #[test]
     fn error_chain_is_deduplicated() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "not found");
-        let e = anyhow::Error::new(io).context("x.mbin: not found").context("opening the model");
+        let e = anyhow::Error::new(io)
+            .context("x.mbin: not found")
+            .context("opening the model");
         assert_eq!(one_line(&e), "opening the model: x.mbin: not found");
     }
 }

@@ -71,6 +71,10 @@ mod tests {
         }
         assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
         assert!(Device::Cpu.ensure_available().is_ok());
-        assert!(Device::Hip(0).ensure_available().unwrap_err().to_string().contains("not available"));
+        assert!(Device::Hip(0)
+            .ensure_available()
+            .unwrap_err()
+            .to_string()
+            .contains("not available"));
     }
 }

@@ -43,7 +43,8 @@ pub struct InspectArgs {
 /// Runs `mamba-inspect`: prints the report, then fails if `--verify` found problems.
 pub fn run(args: &InspectArgs) -> Result<()> {
     let storage = mamba_runtime::loader::Storage::map(&args.model)?;
-    let file = MbinFile::parse(storage.bytes()).with_context(|| args.model.display().to_string())?;
+    let file =
+        MbinFile::parse(storage.bytes()).with_context(|| args.model.display().to_string())?;
     let report = Report::new(&file, args.verify);
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
@@ -220,7 +221,11 @@ impl Report {
             metadata_checksum: format!("{:016x}", h.metadata_checksum),
             index_checksum: format!("{:016x}", h.index_checksum),
         };
-        let metadata = file.metadata.iter().map(|(k, v)| MetadataEntry::new(k, v)).collect();
+        let metadata = file
+            .metadata
+            .iter()
+            .map(|(k, v)| MetadataEntry::new(k, v))
+            .collect();
         let tensors: Vec<TensorRow> = file
             .tensors
             .iter()
@@ -236,7 +241,13 @@ impl Report {
             .collect();
         let totals = Totals::new(file);
         let verify = verify.then(|| Verification::new(file));
-        Report { header, metadata, tensors, totals, verify }
+        Report {
+            header,
+            metadata,
+            tensors,
+            totals,
+            verify,
+        }
     }
 
     /// The report as aligned text.
@@ -244,7 +255,11 @@ impl Report {
         let h = &self.header;
         let mut s = String::new();
         let _ = writeln!(s, "file      {path} ({} bytes)", h.file_size);
-        let _ = writeln!(s, "format    .mbin v{}, little-endian, alignment {}", h.version, h.alignment);
+        let _ = writeln!(
+            s,
+            "format    .mbin v{}, little-endian, alignment {}",
+            h.version, h.alignment
+        );
         let _ = writeln!(s, "header    0..128");
         let _ = writeln!(
             s,
@@ -264,7 +279,13 @@ impl Report {
             h.n_tensors,
             h.index_checksum
         );
-        let _ = writeln!(s, "data      {}..{} ({} bytes)", h.data_offset, h.data_offset + h.data_size, h.data_size);
+        let _ = writeln!(
+            s,
+            "data      {}..{} ({} bytes)",
+            h.data_offset,
+            h.data_offset + h.data_size,
+            h.data_size
+        );
 
         let _ = writeln!(s, "\nmetadata ({})", self.metadata.len());
         let kw = self.metadata.iter().map(|m| m.key.len()).max().unwrap_or(0);
@@ -274,8 +295,19 @@ impl Report {
         }
 
         let _ = writeln!(s, "\ntensors ({})", self.tensors.len());
-        let shapes: Vec<String> = self.tensors.iter().map(|t| format!("{:?}", t.shape)).collect();
-        let head = ["name", "type", "shape", "parameters", "bytes", "bits/weight"];
+        let shapes: Vec<String> = self
+            .tensors
+            .iter()
+            .map(|t| format!("{:?}", t.shape))
+            .collect();
+        let head = [
+            "name",
+            "type",
+            "shape",
+            "parameters",
+            "bytes",
+            "bits/weight",
+        ];
         let rows: Vec<[String; 6]> = self
             .tensors
             .iter()
@@ -303,14 +335,24 @@ impl Report {
         let rows: Vec<[String; 4]> = t
             .per_type
             .iter()
-            .map(|p| [p.ty.to_string(), p.tensors.to_string(), p.parameters.to_string(), p.bytes.to_string()])
+            .map(|p| {
+                [
+                    p.ty.to_string(),
+                    p.tensors.to_string(),
+                    p.parameters.to_string(),
+                    p.bytes.to_string(),
+                ]
+            })
             .collect();
         table(&mut s, ["type", "tensors", "parameters", "bytes"], &rows);
 
         if let Some(v) = &self.verify {
             let _ = writeln!(s, "\nverify");
             if v.ok {
-                let _ = writeln!(s, "  ok: every checksum, the padding and the architecture rules");
+                let _ = writeln!(
+                    s,
+                    "  ok: every checksum, the padding and the architecture rules"
+                );
             }
             for p in &v.problems {
                 let _ = writeln!(s, "  FAIL {p}");
@@ -336,7 +378,11 @@ fn table<const N: usize>(s: &mut String, head: [&str; N], rows: &[[String; N]]) 
         let mut l = String::from(" ");
         for (i, c) in cells.iter().enumerate() {
             let numeric = i > 0 && c.parse::<f64>().is_ok();
-            let _ = if numeric { write!(l, " {c:>w$}", w = w[i]) } else { write!(l, " {c:<w$}", w = w[i]) };
+            let _ = if numeric {
+                write!(l, " {c:>w$}", w = w[i])
+            } else {
+                write!(l, " {c:<w$}", w = w[i])
+            };
         }
         let _ = writeln!(s, "{}", l.trim_end());
     };
@@ -406,14 +452,22 @@ impl MetadataEntry {
 
 /// A float as JSON; NaN and infinities, which JSON lacks, as strings.
 fn float(x: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(x).map_or_else(|| serde_json::Value::String(x.to_string()), serde_json::Value::Number)
+    serde_json::Number::from_f64(x).map_or_else(
+        || serde_json::Value::String(x.to_string()),
+        serde_json::Value::Number,
+    )
 }
 
 impl Totals {
     fn new(file: &MbinFile<'_>) -> Totals {
         let mut per: BTreeMap<u32, TypeTotal> = BTreeMap::new();
         for t in &file.tensors {
-            let e = per.entry(t.ty.id()).or_insert(TypeTotal { ty: t.ty.name(), tensors: 0, parameters: 0, bytes: 0 });
+            let e = per.entry(t.ty.id()).or_insert(TypeTotal {
+                ty: t.ty.name(),
+                tensors: 0,
+                parameters: 0,
+                bytes: 0,
+            });
             e.tensors += 1;
             e.parameters += t.n_elements();
             e.bytes += t.size;
@@ -424,7 +478,11 @@ impl Totals {
             tensors: file.tensors.len() as u64,
             parameters,
             bytes,
-            bits_per_weight: if parameters == 0 { 0.0 } else { bytes as f64 * 8.0 / parameters as f64 },
+            bits_per_weight: if parameters == 0 {
+                0.0
+            } else {
+                bytes as f64 * 8.0 / parameters as f64
+            },
             per_type: per.into_values().collect(),
         }
     }
@@ -435,25 +493,33 @@ impl Verification {
         let mut problems = Vec::new();
         let mut failed_tensors = Vec::new();
         for e in file.verify() {
-            let tensor = match &e {
-                FormatError::ChecksumMismatch { tensor: Some(t), .. } => Some(t.clone()),
+            let (tensor, problem) = match &e {
+                // The message names the tensor already.
+                FormatError::ChecksumMismatch {
+                    tensor: Some(t), ..
+                } => (Some(t.clone()), e.to_string()),
                 // Name the tensor whose trailing padding holds the byte.
-                FormatError::NonZeroPadding { offset } => file
-                    .tensors
-                    .iter()
-                    .rev()
-                    .find(|t| file.tensor_file_offset(t) + t.size <= *offset)
-                    .map(|t| t.name.clone()),
-                _ => None,
-            };
-            match tensor {
-                Some(t) => {
-                    problems.push(format!("tensor `{t}`: {e}"));
-                    if failed_tensors.last() != Some(&t) {
-                        failed_tensors.push(t);
+                FormatError::NonZeroPadding { offset } => {
+                    let t = file
+                        .tensors
+                        .iter()
+                        .rev()
+                        .find(|t| file.tensor_file_offset(t) + t.size <= *offset);
+                    match t {
+                        Some(t) => (
+                            Some(t.name.clone()),
+                            format!("padding after tensor `{}`: {e}", t.name),
+                        ),
+                        None => (None, e.to_string()),
                     }
                 }
-                None => problems.push(e.to_string()),
+                _ => (None, e.to_string()),
+            };
+            problems.push(problem);
+            if let Some(t) = tensor {
+                if failed_tensors.last() != Some(&t) {
+                    failed_tensors.push(t);
+                }
             }
         }
         let config = match ModelConfig::from_file(file) {
@@ -479,6 +545,11 @@ impl Verification {
                 None
             }
         };
-        Verification { ok: problems.is_empty(), problems, failed_tensors, config }
+        Verification {
+            ok: problems.is_empty(),
+            problems,
+            failed_tensors,
+            config,
+        }
     }
 }

@@ -23,7 +23,13 @@ pub struct PplArgs {
     /// Model file (.mbin).
     pub model: PathBuf,
     /// Text file (UTF-8), tokenized with the embedded tokenizer, no BOS.
-    #[arg(short = 'f', long = "file", value_name = "TEXT_FILE", required_unless_present = "ids_file", conflicts_with = "ids_file")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "TEXT_FILE",
+        required_unless_present = "ids_file",
+        conflicts_with = "ids_file"
+    )]
     pub file: Option<PathBuf>,
     /// Token ids instead of text: one sequence per line, ids separated by whitespace.
     #[arg(long, value_name = "FILE")]
@@ -69,29 +75,45 @@ impl Window {
     }
 }
 
-/// The windows of one sequence of `n` tokens (protocol step 2 and 3); windows with
-/// nothing to score are left out.
+/// The windows of one sequence of `n` tokens (protocol steps 2 and 3): full
+/// windows of `ctx` tokens only, or one window of all `n` tokens when `n < ctx`;
+/// empty when `n < 2`.
 pub fn plan_windows(seq: usize, n: usize, ctx: usize, stride: usize) -> Vec<Window> {
-    assert!(ctx >= 2 && (1..=ctx).contains(&stride), "ctx {ctx}, stride {stride}");
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = ctx.min(n - start);
-        let first_scored = if start == 0 { 1 } else { (ctx - stride).max(1) };
-        if len > first_scored {
-            out.push(Window { seq, start, len, first_scored });
-        }
-        if start + len >= n {
-            break;
-        }
-        start += stride;
+    assert!(
+        ctx >= 2 && (1..=ctx).contains(&stride),
+        "ctx {ctx}, stride {stride}"
+    );
+    if n < ctx {
+        let one = Window {
+            seq,
+            start: 0,
+            len: n,
+            first_scored: 1,
+        };
+        return if n >= 2 { vec![one] } else { vec![] };
     }
-    out
+    (0..=(n - ctx) / stride)
+        .map(|k| Window {
+            seq,
+            start: k * stride,
+            len: ctx,
+            first_scored: if k == 0 { 1 } else { (ctx - stride).max(1) },
+        })
+        .collect()
+}
+
+/// Tokens of a sequence of `n` tokens after its last window: not scored.
+pub fn unscored_tail(n: usize, ctx: usize, stride: usize) -> usize {
+    plan_windows(0, n, ctx, stride)
+        .last()
+        .map_or(n, |w| n - (w.start + w.len))
 }
 
 /// `-log_softmax(logits)[target]` in nats, in f64.
 pub fn nll(logits: &[f32], target: u32) -> f64 {
-    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &l| m.max(l as f64));
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &l| m.max(l as f64));
     let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
     max + sum.ln() - logits[target as usize] as f64
 }
@@ -99,7 +121,12 @@ pub fn nll(logits: &[f32], target: u32) -> f64 {
 /// Scores one window from a fresh state, calling `on_nll(pos, nll)` for every scored
 /// position in order. Logits are requested in chunks, so memory stays
 /// O(chunk × vocab) whatever `ctx` is.
-pub fn score_window(session: &mut Session<'_>, tokens: &[u32], first_scored: usize, mut on_nll: impl FnMut(usize, f64)) -> Result<()> {
+pub fn score_window(
+    session: &mut Session<'_>,
+    tokens: &[u32],
+    first_scored: usize,
+    mut on_nll: impl FnMut(usize, f64),
+) -> Result<()> {
     const CHUNK: usize = mamba_runtime::session::PREFILL_CHUNK;
     assert!(first_scored >= 1 && first_scored < tokens.len());
     let vocab = session.model().vocab_size();
@@ -146,14 +173,22 @@ impl Perplexity {
 
 /// Reads an ids file: one sequence per non-empty line.
 pub fn read_ids_file(path: &Path, vocab: usize) -> Result<Vec<Vec<u32>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut seqs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let ids = line
             .split_whitespace()
             .map(|w| {
-                let id: u32 = w.parse().with_context(|| format!("{}:{}: '{w}' is not a token id", path.display(), i + 1))?;
-                ensure!((id as usize) < vocab, "{}:{}: token id {id} is out of range (vocabulary size {vocab})", path.display(), i + 1);
+                let id: u32 = w.parse().with_context(|| {
+                    format!("{}:{}: '{w}' is not a token id", path.display(), i + 1)
+                })?;
+                ensure!(
+                    (id as usize) < vocab,
+                    "{}:{}: token id {id} is out of range (vocabulary size {vocab})",
+                    path.display(),
+                    i + 1
+                );
                 Ok(id)
             })
             .collect::<Result<Vec<u32>>>()?;
@@ -175,15 +210,29 @@ pub fn truncate_stream(seqs: &mut Vec<Vec<u32>>, max: usize) {
 }
 
 /// Runs the protocol over `seqs`, writing `seq pos nll` lines to `nll_out` if given.
-pub fn evaluate(model: &Model, seqs: &[Vec<u32>], ctx: usize, stride: usize, mut nll_out: Option<&mut dyn Write>, progress: &ProgressBar) -> Result<Perplexity> {
-    let windows: Vec<Window> = seqs.iter().enumerate().flat_map(|(i, s)| plan_windows(i, s.len(), ctx, stride)).collect();
+pub fn evaluate(
+    model: &Model,
+    seqs: &[Vec<u32>],
+    ctx: usize,
+    stride: usize,
+    mut nll_out: Option<&mut dyn Write>,
+    progress: &ProgressBar,
+) -> Result<Perplexity> {
+    let windows: Vec<Window> = seqs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| plan_windows(i, s.len(), ctx, stride))
+        .collect();
     let total: usize = windows.iter().map(Window::n_scored).sum();
     if total == 0 {
         bail!("nothing to score: a sequence needs at least 2 tokens");
     }
     progress.set_length(total as u64);
     let mut session = Session::new(model);
-    let mut res = Perplexity { windows: windows.len(), ..Default::default() };
+    let mut res = Perplexity {
+        windows: windows.len(),
+        ..Default::default()
+    };
     let mut io_err = None;
     for (wi, w) in windows.iter().enumerate() {
         let tokens = &seqs[w.seq][w.start..w.start + w.len];
@@ -216,7 +265,11 @@ pub fn run(args: &PplArgs) -> Result<()> {
     args.device.ensure_available()?;
     let stride = args.stride.unwrap_or(args.ctx);
     ensure!(args.ctx >= 2, "--ctx must be at least 2 (got {})", args.ctx);
-    ensure!((1..=args.ctx).contains(&stride), "--stride must be in [1, ctx = {}] (got {stride})", args.ctx);
+    ensure!(
+        (1..=args.ctx).contains(&stride),
+        "--stride must be in [1, ctx = {}] (got {stride})",
+        args.ctx
+    );
     if let Some(m) = args.max_tokens {
         ensure!(m >= 2, "--max-tokens must be at least 2 (got {m})");
     }
@@ -225,8 +278,11 @@ pub fn run(args: &PplArgs) -> Result<()> {
 
     let mut seqs = match (&args.file, &args.ids_file) {
         (Some(f), _) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-            let tok = model.tokenizer().context("this model has no embedded tokenizer: use --ids-file")?;
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            let tok = model
+                .tokenizer()
+                .context("this model has no embedded tokenizer: use --ids-file")?;
             vec![tok.encode(&text)?]
         }
         (None, Some(f)) => read_ids_file(f, model.vocab_size())?,
@@ -237,27 +293,53 @@ pub fn run(args: &PplArgs) -> Result<()> {
         truncate_stream(&mut seqs, m);
     }
     let n_used: usize = seqs.iter().map(Vec::len).sum();
+    let tail: usize = seqs
+        .iter()
+        .map(|s| unscored_tail(s.len(), args.ctx, stride))
+        .sum();
     eprintln!(
         "{n_used} of {n_input} tokens used, in {} sequence(s); ctx {}, stride {stride}; {threads} threads, kernels {}",
         seqs.len(),
         args.ctx,
         mamba_kernels::cpu::kernels().name
     );
+    if tail > 0 {
+        eprintln!(
+            "note: {tail} token(s) after the last full window of their sequence are not scored"
+        );
+    }
 
     let mut out = match &args.nll_out {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
         None => None,
     };
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} tokens, {per_sec}, eta {eta}").expect("valid template"));
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} tokens, {per_sec}, eta {eta}")
+            .expect("valid template"),
+    );
     let t0 = std::time::Instant::now();
-    let res = evaluate(&model, &seqs, args.ctx, stride, out.as_mut().map(|w| w as &mut dyn Write), &progress)?;
+    let res = evaluate(
+        &model,
+        &seqs,
+        args.ctx,
+        stride,
+        out.as_mut().map(|w| w as &mut dyn Write),
+        &progress,
+    )?;
     progress.finish_and_clear();
     if let Some(mut w) = out {
         w.flush().context("writing --nll-out")?;
     }
     let secs = t0.elapsed().as_secs_f64();
-    eprintln!("{} windows, {:.2} s, {:.1} tokens/s", res.windows, secs, res.count as f64 / secs);
+    eprintln!(
+        "{} windows, {:.2} s, {:.1} tokens/s",
+        res.windows,
+        secs,
+        res.count as f64 / secs
+    );
     println!("scored tokens: {}", res.count);
     println!("nats/token: {:.6}", res.mean_nll());
     println!("perplexity: {:.4}", res.perplexity());
@@ -269,33 +351,65 @@ mod tests {
     use super::*;
 
     fn w(start: usize, len: usize, first_scored: usize) -> Window {
-        Window { seq: 0, start, len, first_scored }
+        Window {
+            seq: 0,
+            start,
+            len,
+            first_scored,
+        }
     }
 
     #[test]
     fn non_overlapping_windows_match_the_reference() {
         let ws = plan_windows(0, 1024, 256, 256);
-        assert_eq!(ws, vec![w(0, 256, 1), w(256, 256, 1), w(512, 256, 1), w(768, 256, 1)]);
+        assert_eq!(
+            ws,
+            vec![w(0, 256, 1), w(256, 256, 1), w(512, 256, 1), w(768, 256, 1)]
+        );
         assert_eq!(ws.iter().map(Window::n_scored).sum::<usize>(), 1020);
-        // A trailing single token has nothing to score.
-        assert_eq!(plan_windows(0, 257, 256, 256).len(), 1);
-        assert_eq!(plan_windows(0, 258, 256, 256), vec![w(0, 256, 1), w(256, 2, 1)]);
+        // A partial trailing window is not scored (the README's 35955 of 36099).
+        assert_eq!(plan_windows(0, 258, 256, 256), vec![w(0, 256, 1)]);
+        assert_eq!(unscored_tail(258, 256, 256), 2);
+        let val: usize = plan_windows(0, 36099, 256, 256)
+            .iter()
+            .map(Window::n_scored)
+            .sum();
+        assert_eq!(val, 35955);
+        // A sequence shorter than ctx is one window.
+        assert_eq!(plan_windows(0, 100, 256, 256), vec![w(0, 100, 1)]);
+        assert_eq!(plan_windows(0, 256, 256, 64), vec![w(0, 256, 1)]);
         assert!(plan_windows(0, 1, 256, 256).is_empty());
+        assert_eq!(unscored_tail(1, 256, 256), 1);
     }
 
     #[test]
     fn sliding_windows_score_every_token_once() {
-        for (n, ctx, stride) in [(1000, 256, 128), (1000, 256, 1), (300, 256, 100), (100, 256, 64), (513, 8, 3), (9, 8, 7)] {
+        for (n, ctx, stride) in [
+            (1000, 256, 128),
+            (1000, 256, 1),
+            (300, 256, 100),
+            (100, 256, 64),
+            (513, 8, 3),
+            (9, 8, 7),
+        ] {
             let mut scored = vec![0; n];
-            for wd in plan_windows(0, n, ctx, stride) {
-                assert!(wd.len <= ctx);
+            let ws = plan_windows(0, n, ctx, stride);
+            for wd in &ws {
+                assert_eq!(wd.len, ctx.min(n));
                 for j in wd.first_scored..wd.len {
                     scored[wd.start + j] += 1;
+                    // Every scored token has ctx - stride tokens of context or more.
                     assert!(j >= (ctx - stride).min(wd.start + j));
                 }
             }
+            let end = n - unscored_tail(n, ctx, stride);
+            assert!(n - end < stride, "tail shorter than a stride");
             assert_eq!(scored[0], 0);
-            assert!(scored[1..].iter().all(|&c| c == 1), "n {n} ctx {ctx} stride {stride}");
+            assert!(
+                scored[1..end].iter().all(|&c| c == 1),
+                "n {n} ctx {ctx} stride {stride}"
+            );
+            assert!(scored[end..].iter().all(|&c| c == 0));
         }
     }
 

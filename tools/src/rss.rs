@@ -4,7 +4,13 @@
 fn status_field(name: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(name))?;
-    let kb: u64 = line[name.len()..].trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: u64 = line[name.len()..]
+        .trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kb * 1024)
 }
 
@@ -34,14 +40,19 @@ mod tests {
 
     #[test]
     fn reads_and_resets_the_peak() {
-        let Some(before) = peak_rss_bytes() else { return };
+        let Some(before) = peak_rss_bytes() else {
+            return;
+        };
         assert!(before >= current_rss_bytes().unwrap_or(0) / 2);
         let big = vec![1u8; 64 << 20];
         std::hint::black_box(&big);
         let peak = peak_rss_bytes().unwrap();
         drop(big);
         if reset_peak_rss() {
-            assert!(peak_rss_bytes().unwrap() < peak, "the peak did not go down after reset");
+            assert!(
+                peak_rss_bytes().unwrap() < peak,
+                "the peak did not go down after reset"
+            );
         }
     }
 }

@@ -31,13 +31,24 @@ pub struct RunArgs {
     /// Model file (.mbin).
     pub model: PathBuf,
     /// Prompt text, encoded with the model's embedded tokenizer (no BOS). Not empty.
-    #[arg(short = 'p', long, value_name = "TEXT", required_unless_present = "prompt_ids", conflicts_with = "prompt_ids")]
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "TEXT",
+        required_unless_present = "prompt_ids",
+        conflicts_with = "prompt_ids"
+    )]
     pub prompt: Option<String>,
     /// Prompt as token ids instead of text, comma separated (each < vocabulary size).
     #[arg(long, value_name = "ID,ID,...")]
     pub prompt_ids: Option<String>,
     /// Most tokens to generate, >= 0.
-    #[arg(short = 'n', long = "n-predict", value_name = "N", default_value_t = 128)]
+    #[arg(
+        short = 'n',
+        long = "n-predict",
+        value_name = "N",
+        default_value_t = 128
+    )]
     pub n_predict: usize,
     /// Temperature in [0, 100]; 0 = greedy (argmax).
     #[arg(long = "temp", value_name = "T", default_value_t = 0.7)]
@@ -87,7 +98,11 @@ impl RunArgs {
             top_k: self.top_k,
             top_p: self.top_p,
             min_p: self.min_p,
-            repeat_penalty: self.repeat_penalty.unwrap_or(if greedy { 1.0 } else { DEFAULT_REPEAT_PENALTY }),
+            repeat_penalty: self.repeat_penalty.unwrap_or(if greedy {
+                1.0
+            } else {
+                DEFAULT_REPEAT_PENALTY
+            }),
             repeat_last_n: self.repeat_last_n,
             seed: self.seed.unwrap_or(fallback_seed),
         };
@@ -100,12 +115,17 @@ impl RunArgs {
 pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
     s.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u32>().with_context(|| format!("--prompt-ids: '{p}' is not a token id")))
+        .map(|p| {
+            p.parse::<u32>()
+                .with_context(|| format!("--prompt-ids: '{p}' is not a token id"))
+        })
         .collect()
 }
 
 fn clock_seed() -> u64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     d.as_secs() ^ (d.subsec_nanos() as u64).rotate_left(32)
 }
 
@@ -123,7 +143,11 @@ impl Out {
         if self.closed {
             return false;
         }
-        if let Err(e) = self.out.write_all(s.as_bytes()).and_then(|_| self.out.flush()) {
+        if let Err(e) = self
+            .out
+            .write_all(s.as_bytes())
+            .and_then(|_| self.out.flush())
+        {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 eprintln!("warning: writing to stdout: {e}");
             }
@@ -154,7 +178,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let params = args.sampler_params(seed)?;
     let greedy = params.temperature == 0.0;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
-    if matches!(&args.prompt, Some(p) if p.is_empty()) || matches!(&prompt_ids, Some(ids) if ids.is_empty()) {
+    if matches!(&args.prompt, Some(p) if p.is_empty())
+        || matches!(&prompt_ids, Some(ids) if ids.is_empty())
+    {
         bail!("the prompt is empty");
     }
     let threads = cli::set_threads(args.threads);
@@ -168,7 +194,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let (prompt, prompt_text) = match (&args.prompt, prompt_ids) {
         (_, Some(ids)) => {
             if let Some(&bad) = ids.iter().find(|&&id| id as usize >= model.vocab_size()) {
-                bail!("--prompt-ids: token id {bad} is out of range (vocabulary size {})", model.vocab_size());
+                bail!(
+                    "--prompt-ids: token id {bad} is out of range (vocabulary size {})",
+                    model.vocab_size()
+                );
             }
             let text = match tok {
                 Some(t) if !args.output_ids => t.decode(&ids)?,
@@ -177,7 +206,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             (ids, text)
         }
         (Some(text), None) => {
-            let t = tok.context("this model has no embedded tokenizer: give the prompt as --prompt-ids")?;
+            let t = tok
+                .context("this model has no embedded tokenizer: give the prompt as --prompt-ids")?;
             let ids = t.encode(text)?;
             if ids.is_empty() {
                 bail!("the prompt encodes to no tokens");
@@ -200,25 +230,44 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     let mut sampler = Sampler::new(params)?;
     let mut session = Session::new(&model);
-    let opts = GenerateOptions { max_tokens: args.n_predict, ignore_eos: args.ignore_eos };
-    let mut out = Out { out: std::io::stdout().lock(), ids: output_ids, first: true, closed: false };
+    let opts = GenerateOptions {
+        max_tokens: args.n_predict,
+        ignore_eos: args.ignore_eos,
+    };
+    let mut out = Out {
+        out: std::io::stdout().lock(),
+        ids: output_ids,
+        first: true,
+        closed: false,
+    };
     if !output_ids {
         out.write(&prompt_text);
     }
-    let gen = session.generate(&prompt, &mut sampler, &opts, |id, piece| out.token(id, piece))?;
+    let gen = session.generate(&prompt, &mut sampler, &opts, |id, piece| {
+        out.token(id, piece)
+    })?;
     out.write("\n");
 
     let total = t_start.elapsed().as_secs_f64();
     let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
     eprintln!();
     eprintln!("load:      {:.1} ms", t_load * 1e3);
-    eprintln!("prompt:    {} tokens, {:.1} ms, {:.2} tokens/s", gen.prompt_tokens, gen.prompt_seconds * 1e3, rate(gen.prompt_tokens, gen.prompt_seconds));
+    eprintln!(
+        "prompt:    {} tokens, {:.1} ms, {:.2} tokens/s",
+        gen.prompt_tokens,
+        gen.prompt_seconds * 1e3,
+        rate(gen.prompt_tokens, gen.prompt_seconds)
+    );
     eprintln!(
         "generated: {} tokens, {:.1} ms, {:.2} tokens/s{}",
         gen.tokens.len(),
         gen.decode_seconds * 1e3,
         rate(gen.tokens.len(), gen.decode_seconds),
-        if gen.hit_eos { " (stopped at end-of-sequence)" } else { "" }
+        if gen.hit_eos {
+            " (stopped at end-of-sequence)"
+        } else {
+            ""
+        }
     );
     eprintln!("total:     {total:.3} s");
     eprintln!(
@@ -227,7 +276,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         cli::mib(model.file_size() as u64),
         cli::mib(session.state.size_bytes() as u64)
     );
-    eprintln!("kernels:   {} ({threads} threads, device {})", mamba_kernels::cpu::kernels().name, args.device);
+    eprintln!(
+        "kernels:   {} ({threads} threads, device {})",
+        mamba_kernels::cpu::kernels().name,
+        args.device
+    );
     Ok(())
 }
 
@@ -248,15 +301,34 @@ mod tests {
     fn greedy_turns_the_default_penalty_off() {
         let args = RunArgs::parse_from(["mamba-run", "m.mbin", "-p", "x", "--temp", "0"]);
         assert_eq!(args.sampler_params(1).unwrap().repeat_penalty, 1.0);
-        let args = RunArgs::parse_from(["mamba-run", "m.mbin", "-p", "x", "--temp", "0", "--repeat-penalty", "1.3"]);
+        let args = RunArgs::parse_from([
+            "mamba-run",
+            "m.mbin",
+            "-p",
+            "x",
+            "--temp",
+            "0",
+            "--repeat-penalty",
+            "1.3",
+        ]);
         assert_eq!(args.sampler_params(1).unwrap().repeat_penalty, 1.3);
         let args = RunArgs::parse_from(["mamba-run", "m.mbin", "-p", "x"]);
-        assert_eq!(args.sampler_params(1).unwrap().repeat_penalty, DEFAULT_REPEAT_PENALTY);
+        assert_eq!(
+            args.sampler_params(1).unwrap().repeat_penalty,
+            DEFAULT_REPEAT_PENALTY
+        );
     }
 
     #[test]
     fn impossible_sampling_values_are_errors() {
-        for bad in [["--temp", "-1"], ["--top-p", "0"], ["--top-p", "1.5"], ["--min-p", "2"], ["--repeat-penalty", "0"], ["--temp", "nan"]] {
+        for bad in [
+            ["--temp", "-1"],
+            ["--top-p", "0"],
+            ["--top-p", "1.5"],
+            ["--min-p", "2"],
+            ["--repeat-penalty", "0"],
+            ["--temp", "nan"],
+        ] {
             let args = RunArgs::parse_from(["mamba-run", "m.mbin", "-p", "x", bad[0], bad[1]]);
             assert!(args.sampler_params(1).is_err(), "{bad:?}");
         }

@@ -1,11 +1,18 @@
 //! `mamba-inspect` run as a process on files written to a temporary directory.
 
-use mamba_format::{write_to_vec, MambaConfig, MbinFile, Metadata, QuantType, TensorRole, TensorSpec, Value};
+#[path = "../../format/tests/common/mod.rs"]
+mod common;
+
+use mamba_format::{write_to_vec, MambaConfig, MbinFile, Metadata, QuantType, Value};
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn inspect(path: &Path, flags: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mamba-inspect")).arg(path).args(flags).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mamba-inspect"))
+        .arg(path)
+        .args(flags)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -16,45 +23,25 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
-/// A tiny valid Mamba file: f32 small tensors, q8_0 matrices (f16 dt_proj), a long
-/// string (a stand-in for the embedded tokenizer).
+/// A tiny valid Mamba file (the format tests' builder): f32 small tensors, q8_0
+/// matrices (f16 dt_proj), a long string standing in for the embedded tokenizer.
 fn tiny_mamba() -> Vec<u8> {
     let cfg = MambaConfig {
-        d_model: 32,
         n_layer: 1,
-        d_state: 2,
-        d_conv: 4,
-        d_inner: 32,
-        dt_rank: 2,
-        vocab_size: 8,
-        rms_norm_eps: 1e-5,
         tie_embeddings: true,
-        conv_bias: true,
-        proj_bias: false,
+        ..common::tiny_config()
     };
-    let mut md = Metadata::new();
-    cfg.to_metadata(&mut md).unwrap();
-    md.set("general.name", Value::String("tiny".into())).unwrap();
-    md.set("tokenizer.huggingface.json", Value::String(format!("{{\"model\": \"{}\"}}", "x".repeat(500)))).unwrap();
-    let specs: Vec<TensorSpec> = cfg
-        .tensor_defs()
-        .into_iter()
-        .map(|d| {
-            let ty = match d.role {
-                TensorRole::F32Only => QuantType::F32,
-                TensorRole::Matrix if d.name.contains("dt_proj") => QuantType::F16,
-                TensorRole::Matrix => QuantType::Q8_0,
-            };
-            TensorSpec::new(d.name, ty, &d.shape)
-        })
-        .collect();
-    let data: Vec<Vec<u8>> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| vec![i as u8; s.ty.bytes_for(s.shape.iter().product()).unwrap() as usize])
-        .collect();
-    let pairs: Vec<(TensorSpec, &[u8])> = specs.iter().cloned().zip(data.iter().map(Vec::as_slice)).collect();
-    write_to_vec(&md, &pairs).unwrap()
+    let mut md = common::mamba_metadata(&cfg);
+    let tokenizer = format!("{{\"model\": \"{}\"}}", "x".repeat(500));
+    md.set("tokenizer.huggingface.json", Value::String(tokenizer))
+        .unwrap();
+    common::mamba_file_with(&cfg, &md, |name| {
+        if name.contains("dt_proj") {
+            QuantType::F16
+        } else {
+            QuantType::Q8_0
+        }
+    })
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -71,7 +58,12 @@ fn good_file_lists_tensors_and_exits_0() {
         let o = inspect(&p, flags);
         assert!(o.status.success(), "{flags:?}: {}", stderr(&o));
         let out = stdout(&o);
-        for name in ["embeddings.weight", "layers.0.mixer.in_proj.weight", "layers.0.mixer.A", "norm_f.weight"] {
+        for name in [
+            "embeddings.weight",
+            "layers.0.mixer.in_proj.weight",
+            "layers.0.mixer.A",
+            "norm_f.weight",
+        ] {
             assert!(out.contains(name), "{name} missing from\n{out}");
         }
         assert!(out.contains("q8_0") && out.contains("8.5000"), "{out}");
@@ -100,7 +92,12 @@ fn json_is_one_object_with_the_same_content() {
     assert_eq!(tensors[0]["shape"], serde_json::json!([8, 32]));
     let params: u64 = f.tensors.iter().map(|t| t.n_elements()).sum();
     assert_eq!(v["totals"]["parameters"], params);
-    let tok = v["metadata"].as_array().unwrap().iter().find(|m| m["key"] == "tokenizer.huggingface.json").unwrap();
+    let tok = v["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "tokenizer.huggingface.json")
+        .unwrap();
     assert!(tok.get("value").is_none());
     assert!(tok["bytes"].as_u64().unwrap() > 500);
     assert_eq!(v["verify"]["ok"], true);
@@ -125,19 +122,27 @@ fn flipped_tensor_byte_fails_verify_and_names_the_tensor() {
         let o = inspect(&p, flags);
         assert_eq!(o.status.code(), Some(1), "{flags:?}");
         let err = stderr(&o);
-        assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{err}");
+        assert!(
+            err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+            "{err}"
+        );
         assert!(err.contains("layers.0.mixer.x_proj.weight"), "{err}");
         assert!(stdout(&o).contains("layers.0.mixer.x_proj.weight"));
     }
-    let v: serde_json::Value = serde_json::from_slice(&inspect(&p, &["--verify", "--json"]).stdout).unwrap();
-    assert_eq!(v["verify"]["failed_tensors"], serde_json::json!(["layers.0.mixer.x_proj.weight"]));
+    let v: serde_json::Value =
+        serde_json::from_slice(&inspect(&p, &["--verify", "--json"]).stdout).unwrap();
+    assert_eq!(
+        v["verify"]["failed_tensors"],
+        serde_json::json!(["layers.0.mixer.x_proj.weight"])
+    );
 }
 
 #[test]
 fn architecture_problem_fails_verify() {
     let dir = tempfile::tempdir().unwrap();
     let mut md = Metadata::new();
-    md.set("general.architecture", Value::String("mamba".into())).unwrap();
+    md.set("general.architecture", Value::String("mamba".into()))
+        .unwrap();
     let p = write(dir.path(), "m.mbin", &write_to_vec(&md, &[]).unwrap());
     assert!(inspect(&p, &[]).status.success());
     let o = inspect(&p, &["--verify"]);
@@ -161,7 +166,10 @@ fn truncated_and_bad_files_fail_cleanly() {
             let o = inspect(&p, flags);
             assert_eq!(o.status.code(), Some(1), "{name}");
             let err = stderr(&o);
-            assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{name}: {err}");
+            assert!(
+                err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+                "{name}: {err}"
+            );
             assert!(!err.contains("panicked"), "{err}");
             assert!(o.stdout.is_empty(), "{name}");
         }

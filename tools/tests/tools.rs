@@ -21,9 +21,15 @@ fn shared_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("shared data not found at {} (set MAMBA_SHARED); required under CI=true", dir.display());
+        panic!(
+            "shared data not found at {} (set MAMBA_SHARED); required under CI=true",
+            dir.display()
+        );
     }
-    eprintln!("SKIPPED: shared data not found at {} (set MAMBA_SHARED)", dir.display());
+    eprintln!(
+        "SKIPPED: shared data not found at {} (set MAMBA_SHARED)",
+        dir.display()
+    );
     None
 }
 
@@ -54,12 +60,14 @@ fn converted(src: &str, name: &str) -> Option<PathBuf> {
 
 fn tiny() -> Option<&'static Path> {
     static M: OnceLock<Option<PathBuf>> = OnceLock::new();
-    M.get_or_init(|| converted("fixtures/mamba-tiny-hf", "tiny-hf-f32.mbin")).as_deref()
+    M.get_or_init(|| converted("fixtures/mamba-tiny-hf", "tiny-hf-f32.mbin"))
+        .as_deref()
 }
 
 fn shakespeare() -> Option<&'static Path> {
     static M: OnceLock<Option<PathBuf>> = OnceLock::new();
-    M.get_or_init(|| converted("models/mamba-shakespeare", "shakespeare-f32.mbin")).as_deref()
+    M.get_or_init(|| converted("models/mamba-shakespeare", "shakespeare-f32.mbin"))
+        .as_deref()
 }
 
 /// Reads every tensor of a reference file as f64 (f32, f64 and i64 only).
@@ -72,9 +80,18 @@ fn reference(rel: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
         .map(|(name, v)| {
             let raw = v.data();
             let data: Vec<f64> = match v.dtype() {
-                safetensors::Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-                safetensors::Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-                safetensors::Dtype::I64 => raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+                safetensors::Dtype::F32 => raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
+                safetensors::Dtype::F64 => raw
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                safetensors::Dtype::I64 => raw
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
                 d => panic!("unexpected dtype {d:?}"),
             };
             (name, (v.shape().to_vec(), data))
@@ -93,8 +110,15 @@ struct Run {
 }
 
 fn run(exe: &str, args: &[&str]) -> Run {
-    let out = Command::new(exe).args(args).output().unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-    Run { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 /// Runs and expects success.
@@ -108,11 +132,29 @@ fn ok(exe: &str, args: &[&str]) -> Run {
 /// on stderr, no panic. Returns that line.
 fn fails(exe: &str, args: &[&str]) -> String {
     let r = run(exe, args);
-    assert!(matches!(r.code, Some(c) if c != 0), "{exe} {args:?} should fail; stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    assert!(!r.stderr.contains("panicked"), "{exe} {args:?} panicked:\n{}", r.stderr);
+    assert!(
+        matches!(r.code, Some(c) if c != 0),
+        "{exe} {args:?} should fail; stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("panicked"),
+        "{exe} {args:?} panicked:\n{}",
+        r.stderr
+    );
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{exe} {args:?}: expected one error line, got:\n{}", r.stderr);
-    assert!(lines[0].starts_with("error: "), "{exe} {args:?}: {}", lines[0]);
+    assert_eq!(
+        lines.len(),
+        1,
+        "{exe} {args:?}: expected one error line, got:\n{}",
+        r.stderr
+    );
+    assert!(
+        lines[0].starts_with("error: "),
+        "{exe} {args:?}: {}",
+        lines[0]
+    );
     lines[0].to_string()
 }
 
@@ -130,18 +172,58 @@ fn s(p: &Path) -> &str {
 fn run_greedy_ids_match_the_reference() {
     let Some(model) = tiny() else { return };
     let r = reference("fixtures/mamba-tiny-hf/reference.safetensors");
-    let prompt: Vec<String> = ids(&r["greedy_prompt"].1).iter().map(u32::to_string).collect();
+    let prompt: Vec<String> = ids(&r["greedy_prompt"].1)
+        .iter()
+        .map(u32::to_string)
+        .collect();
     let want = ids(&r["greedy_tokens"].1);
     let n = want.len().to_string();
-    let out = ok(RUN, &[s(model), "--prompt-ids", &prompt.join(","), "--temp", "0", "-n", &n, "--ignore-eos", "--output-ids", "-t", "1"]);
-    let got: Vec<u32> = out.stdout.split_whitespace().map(|t| t.parse().expect("an id")).collect();
+    let out = ok(
+        RUN,
+        &[
+            s(model),
+            "--prompt-ids",
+            &prompt.join(","),
+            "--temp",
+            "0",
+            "-n",
+            &n,
+            "--ignore-eos",
+            "--output-ids",
+            "-t",
+            "1",
+        ],
+    );
+    let got: Vec<u32> = out
+        .stdout
+        .split_whitespace()
+        .map(|t| t.parse().expect("an id"))
+        .collect();
     assert_eq!(got, want);
     for key in ["prompt:", "generated:", "tokens/s", "peak RSS", "kernels:"] {
-        assert!(out.stderr.contains(key), "stats lack {key}:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(key),
+            "stats lack {key}:\n{}",
+            out.stderr
+        );
     }
     // Sampling with a fixed seed is reproducible.
-    let args = [s(model), "--prompt-ids", "1,2,3", "-n", "16", "--seed", "7", "--output-ids", "--ignore-eos"];
-    assert_eq!(ok(RUN, &args).stdout, ok(RUN, &args).stdout);
+    let args = [
+        s(model),
+        "--prompt-ids",
+        "1,2,3",
+        "-n",
+        "16",
+        "--seed",
+        "7",
+        "--output-ids",
+        "--ignore-eos",
+        "--verify",
+    ];
+    let (a, b) = (ok(RUN, &args), ok(RUN, &args));
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(a.stdout.split_whitespace().count(), 16);
+    assert!(a.stderr.contains("verified"), "{}", a.stderr);
 }
 
 #[test]
@@ -151,9 +233,28 @@ fn run_shakespeare_greedy_text_matches_the_reference() {
     let mut all = ids(&r["greedy_prompt"].1);
     all.extend(ids(&r["greedy_tokens"].1));
     let m = mamba_runtime::Model::open(model).unwrap();
-    let want = m.tokenizer().expect("embedded tokenizer").decode(&all).unwrap();
-    assert!(want.starts_with("ROMEO:\nI'll tell you how:\nI'll make a thousand thousand men;"), "{want}");
-    let out = ok(RUN, &[s(model), "-p", "ROMEO:", "--temp", "0", "-n", "48", "--ignore-eos"]);
+    let want = m
+        .tokenizer()
+        .expect("embedded tokenizer")
+        .decode(&all)
+        .unwrap();
+    assert!(
+        want.starts_with("ROMEO:\nI'll tell you how:\nI'll make a thousand thousand men;"),
+        "{want}"
+    );
+    let out = ok(
+        RUN,
+        &[
+            s(model),
+            "-p",
+            "ROMEO:",
+            "--temp",
+            "0",
+            "-n",
+            "48",
+            "--ignore-eos",
+        ],
+    );
     assert_eq!(out.stdout.strip_suffix('\n').unwrap_or(&out.stdout), want);
 }
 
@@ -173,11 +274,17 @@ fn run_rejects_bad_input_with_one_line() {
         (vec![m, ids[0], ids[1], "--top-p", "0"], "top_p"),
         (vec![m, ids[0], ids[1], "--top-p", "1.5"], "top_p"),
         (vec![m, ids[0], ids[1], "--min-p", "-0.1"], "min_p"),
-        (vec![m, ids[0], ids[1], "--repeat-penalty", "0"], "repeat_penalty"),
+        (
+            vec![m, ids[0], ids[1], "--repeat-penalty", "0"],
+            "repeat_penalty",
+        ),
         (vec![m, ids[0], ids[1], "--temp", "abc"], "abc"),
         (vec![m, ids[0], ids[1], "--no-such-flag"], "--no-such-flag"),
         (vec![m], "required"),
-        (vec!["/no/such/model.mbin", ids[0], ids[1]], "/no/such/model.mbin"),
+        (
+            vec!["/no/such/model.mbin", ids[0], ids[1]],
+            "/no/such/model.mbin",
+        ),
         (vec![s(&truncated), ids[0], ids[1]], "truncated.mbin"),
         (vec![s(&garbage), ids[0], ids[1]], "garbage.mbin"),
         (vec![m, "--prompt-ids", "1,1000"], "1000"),
@@ -185,12 +292,18 @@ fn run_rejects_bad_input_with_one_line() {
         (vec![m, "--prompt-ids", ""], "empty"),
         (vec![m, "-p", ""], "empty"),
         (vec![m, "-p", "hello"], "tokenizer"),
-        (vec![m, ids[0], ids[1], "--device", "cuda:0"], "not available"),
+        (
+            vec![m, ids[0], ids[1], "--device", "cuda:0"],
+            "not available",
+        ),
         (vec![m, ids[0], ids[1], "--device", "tpu"], "tpu"),
     ];
     for (args, needle) in cases {
         let line = fails(RUN, &args);
-        assert!(line.contains(needle), "{args:?}: '{line}' does not mention '{needle}'");
+        assert!(
+            line.contains(needle),
+            "{args:?}: '{line}' does not mention '{needle}'"
+        );
     }
 }
 
@@ -198,7 +311,10 @@ fn run_rejects_bad_input_with_one_line() {
 
 fn perplexity_of(stdout: &str) -> f64 {
     let last = stdout.lines().last().expect("output");
-    last.strip_prefix("perplexity: ").unwrap_or_else(|| panic!("last line: {last}")).parse().unwrap()
+    last.strip_prefix("perplexity: ")
+        .unwrap_or_else(|| panic!("last line: {last}"))
+        .parse()
+        .unwrap()
 }
 
 /// `(seq, pos, nll)` lines of `--nll-out`.
@@ -209,8 +325,16 @@ fn nll_lines(path: &Path) -> Vec<(usize, usize, f64)> {
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             assert_eq!(f.len(), 3, "{l}");
-            assert_eq!(f[2].split('.').nth(1).map(str::len), Some(6), "6 decimals: {l}");
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+            assert_eq!(
+                f[2].split('.').nth(1).map(str::len),
+                Some(6),
+                "6 decimals: {l}"
+            );
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -223,9 +347,25 @@ fn perplexity_of_shakespeare_matches_the_reference() {
     let r = reference("models/mamba-shakespeare/reference.safetensors");
     let tmp = tempfile::tempdir().unwrap();
     let nll_path = tmp.path().join("nll.txt");
-    let out = ok(PPL, &[s(model), "-f", s(&val), "--max-tokens", "1024", "--ctx", "256", "--nll-out", s(&nll_path)]);
+    let out = ok(
+        PPL,
+        &[
+            s(model),
+            "-f",
+            s(&val),
+            "--max-tokens",
+            "1024",
+            "--ctx",
+            "256",
+            "--nll-out",
+            s(&nll_path),
+        ],
+    );
     let ppl = perplexity_of(&out.stdout);
-    assert!((ppl / 78.7439 - 1.0).abs() < 1e-3, "perplexity {ppl}, reference 78.7439");
+    assert!(
+        (ppl / 78.7439 - 1.0).abs() < 1e-3,
+        "perplexity {ppl}, reference 78.7439"
+    );
     assert!(out.stdout.contains("scored tokens: 1020"), "{}", out.stdout);
     let (shape, want) = &r["ppl_nll"];
     assert_eq!(shape, &[4, 255]);
@@ -234,7 +374,10 @@ fn perplexity_of_shakespeare_matches_the_reference() {
     for (i, &(w, pos, x)) in got.iter().enumerate() {
         assert_eq!((w, pos), (i / 255, i % 255 + 1));
         let reference = want[w * 255 + pos - 1];
-        assert!((x - reference).abs() < 1e-3, "window {w} pos {pos}: {x} vs {reference}");
+        assert!(
+            (x - reference).abs() < 1e-3,
+            "window {w} pos {pos}: {x} vs {reference}"
+        );
     }
 }
 
@@ -248,11 +391,33 @@ fn perplexity_of_ids_file_matches_reference_logits() {
     let vocab = logits.len() / (b * l);
     let tmp = tempfile::tempdir().unwrap();
     let ids_path = tmp.path().join("ids.txt");
-    let text: String = input.chunks(l).map(|row| row.iter().map(|v| (*v as u32).to_string()).collect::<Vec<_>>().join(" ") + "\n").collect();
+    let text: String = input
+        .chunks(l)
+        .map(|row| {
+            row.iter()
+                .map(|v| (*v as u32).to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+                + "\n"
+        })
+        .collect();
     std::fs::write(&ids_path, format!("{text}\n")).unwrap(); // a blank line is skipped
     let nll_path = tmp.path().join("nll.txt");
     let lstr = l.to_string();
-    let out = ok(PPL, &[s(model), "--ids-file", s(&ids_path), "--ctx", &lstr, "--nll-out", s(&nll_path), "-t", "1"]);
+    let out = ok(
+        PPL,
+        &[
+            s(model),
+            "--ids-file",
+            s(&ids_path),
+            "--ctx",
+            &lstr,
+            "--nll-out",
+            s(&nll_path),
+            "-t",
+            "1",
+        ],
+    );
     // Expected: -log_softmax of the reference logits.
     let mut sum = 0.0;
     let got = nll_lines(&nll_path);
@@ -263,50 +428,145 @@ fn perplexity_of_ids_file_matches_reference_logits() {
         let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
         let want = lse - row[input[seq * l + pos] as usize];
-        assert!((x - want).abs() < 1e-4, "seq {seq} pos {pos}: {x} vs {want}");
+        assert!(
+            (x - want).abs() < 1e-4,
+            "seq {seq} pos {pos}: {x} vs {want}"
+        );
         sum += want;
     }
     let ppl = perplexity_of(&out.stdout);
     let want = (sum / got.len() as f64).exp();
     assert!((ppl / want - 1.0).abs() < 1e-4, "{ppl} vs {want}");
 
-    // Sliding windows: every token but the first of each sequence is scored once.
-    let out = ok(PPL, &[s(model), "--ids-file", s(&ids_path), "--ctx", "16", "--stride", "5", "-t", "1"]);
-    assert!(out.stdout.contains(&format!("scored tokens: {}", b * (l - 1))), "{}", out.stdout);
+    // Sliding windows: 5 full windows of 16 per sequence of 37 (15 + 4 × 5 scored),
+    // the last token of each sequence is after the last window.
+    let out = ok(
+        PPL,
+        &[
+            s(model),
+            "--ids-file",
+            s(&ids_path),
+            "--ctx",
+            "16",
+            "--stride",
+            "5",
+            "-t",
+            "1",
+        ],
+    );
+    assert_eq!(l, 37);
+    assert!(
+        out.stdout.contains(&format!("scored tokens: {}", b * 35)),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("note: {b} token(s) after the last full window")),
+        "{}",
+        out.stderr
+    );
     // --max-tokens counts over all sequences.
-    let out = ok(PPL, &[s(model), "--ids-file", s(&ids_path), "--ctx", "8", "--max-tokens", "40", "-t", "1"]);
-    assert!(out.stdout.contains("scored tokens: 34"), "{}", out.stdout); // 37 → 5 windows (32), 3 → 1 window (2)
+    let out = ok(
+        PPL,
+        &[
+            s(model),
+            "--ids-file",
+            s(&ids_path),
+            "--ctx",
+            "8",
+            "--max-tokens",
+            "40",
+            "-t",
+            "1",
+        ],
+    );
+    // 37 tokens → 4 windows of 8 (28 scored), 3 tokens → 1 short window (2 scored).
+    assert!(out.stdout.contains("scored tokens: 30"), "{}", out.stdout);
 
     for (args, needle) in [
-        (vec![s(model), "--ids-file", s(&ids_path), "--ctx", "8", "--stride", "9"], "--stride"),
-        (vec![s(model), "--ids-file", s(&ids_path), "--ctx", "1"], "--ctx"),
-        (vec![s(model), "--ids-file", "/no/such/ids.txt"], "/no/such/ids.txt"),
+        (
+            vec![
+                s(model),
+                "--ids-file",
+                s(&ids_path),
+                "--ctx",
+                "8",
+                "--stride",
+                "9",
+            ],
+            "--stride",
+        ),
+        (
+            vec![s(model), "--ids-file", s(&ids_path), "--ctx", "1"],
+            "--ctx",
+        ),
+        (
+            vec![s(model), "--ids-file", "/no/such/ids.txt"],
+            "/no/such/ids.txt",
+        ),
         (vec![s(model), "-f", s(&ids_path)], "tokenizer"),
         (vec![s(model)], "required"),
-        (vec![s(model), "--ids-file", s(&ids_path), "--device", "hip:0"], "not available"),
+        (
+            vec![s(model), "--ids-file", s(&ids_path), "--device", "hip:0"],
+            "not available",
+        ),
     ] {
         let line = fails(PPL, &args);
-        assert!(line.contains(needle), "{args:?}: '{line}' does not mention '{needle}'");
+        assert!(
+            line.contains(needle),
+            "{args:?}: '{line}' does not mention '{needle}'"
+        );
     }
     std::fs::write(&ids_path, "1 2 3\n4 5 99999\n").unwrap();
-    assert!(fails(PPL, &[s(model), "--ids-file", s(&ids_path)]).contains(":2: token id 99999 is out of range"));
+    assert!(fails(PPL, &[s(model), "--ids-file", s(&ids_path)])
+        .contains(":2: token id 99999 is out of range"));
 }
 
 // ───────────────────────────── mamba-bench ─────────────────────────────
 
 fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
-    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
 
 #[test]
 fn bench_prints_json_lines() {
     let Some(model) = tiny() else { return };
     for batch in ["1", "3"] {
-        let out = ok(BENCH, &[s(model), "-p", "8", "-n", "4", "-r", "1", "-b", batch, "--json"]);
+        let out = ok(
+            BENCH,
+            &[
+                s(model),
+                "-p",
+                "8",
+                "-n",
+                "4",
+                "-r",
+                "1",
+                "-b",
+                batch,
+                "--json",
+            ],
+        );
         let rows = json_rows(&out.stdout);
         assert_eq!(rows.len(), 2);
         for (row, test) in rows.iter().zip(["pp8", "tg4"]) {
-            for f in ["model", "type", "size_bytes", "threads", "batch", "test", "n_prompt", "n_gen", "tokens_per_s", "stddev", "peak_rss_bytes"] {
+            for f in [
+                "model",
+                "type",
+                "size_bytes",
+                "threads",
+                "batch",
+                "test",
+                "n_prompt",
+                "n_gen",
+                "tokens_per_s",
+                "stddev",
+                "peak_rss_bytes",
+            ] {
                 assert!(row.get(f).is_some(), "field {f} missing: {row}");
             }
             assert_eq!(row["test"], test);
@@ -317,7 +577,14 @@ fn bench_prints_json_lines() {
         }
     }
     let out = ok(BENCH, &[s(model), "-p", "8", "-n", "4", "-r", "2"]);
-    assert!(out.stdout.contains("| model") && out.stdout.contains("pp8") && out.stdout.contains("tg4") && out.stdout.contains(" ± "), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("| model")
+            && out.stdout.contains("pp8")
+            && out.stdout.contains("tg4")
+            && out.stdout.contains(" ± "),
+        "{}",
+        out.stdout
+    );
     for (args, needle) in [
         (vec![s(model), "-b", "0"], "batch"),
         (vec![s(model), "-r", "0"], "repetitions"),
@@ -326,7 +593,10 @@ fn bench_prints_json_lines() {
         (vec!["/no/such/model.mbin"], "/no/such/model.mbin"),
     ] {
         let line = fails(BENCH, &args);
-        assert!(line.contains(needle), "{args:?}: '{line}' does not mention '{needle}'");
+        assert!(
+            line.contains(needle),
+            "{args:?}: '{line}' does not mention '{needle}'"
+        );
     }
 }
 
@@ -335,18 +605,54 @@ fn bench_sweep_writes_a_plot() {
     let Some(model) = tiny() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let svg = tmp.path().join("x.svg");
-    let out = ok(BENCH, &[s(model), "-b", "1,2", "-p", "4", "-n", "4", "-r", "1", "--plot", s(&svg)]);
-    assert!(out.stdout.contains("pp4+tg4") && out.stdout.contains("peak RSS"), "{}", out.stdout);
+    let out = ok(
+        BENCH,
+        &[
+            s(model),
+            "-b",
+            "1,2",
+            "-p",
+            "4",
+            "-n",
+            "4",
+            "-r",
+            "1",
+            "--plot",
+            s(&svg),
+        ],
+    );
+    assert!(
+        out.stdout.contains("pp4+tg4") && out.stdout.contains("peak RSS"),
+        "{}",
+        out.stdout
+    );
     let doc = std::fs::read_to_string(&svg).unwrap();
     assert!(doc.starts_with("<svg") && doc.trim_end().ends_with("</svg>"));
     assert_eq!(doc.matches("<polyline").count(), 2);
     // Each point in its own process.
-    let out = ok(BENCH, &[s(model), "-b", "1,2", "-p", "4", "-n", "4", "-r", "1", "--isolate", "--json"]);
+    let out = ok(
+        BENCH,
+        &[
+            s(model),
+            "-b",
+            "1,2",
+            "-p",
+            "4",
+            "-n",
+            "4",
+            "-r",
+            "1",
+            "--isolate",
+            "--json",
+        ],
+    );
     let rows = json_rows(&out.stdout);
     assert_eq!(rows.len(), 2);
     for (row, b) in rows.iter().zip([1, 2]) {
         assert_eq!(row["batch"], b);
         assert_eq!(row["peak_rss_method"], "child");
-        assert!(row["peak_rss_bytes"].as_u64().unwrap() > 0 && row["total_s"].as_f64().unwrap() > 0.0);
+        assert!(
+            row["peak_rss_bytes"].as_u64().unwrap() > 0 && row["total_s"].as_f64().unwrap() > 0.0
+        );
     }
 }

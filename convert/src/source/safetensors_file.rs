@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use rayon::prelude::*;
 use safetensors::tensor::{Metadata, TensorInfo};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde_json::Value;
 
 use super::{SourceTensor, StorageKind, WeightSource};
@@ -44,6 +44,7 @@ impl Shard {
         let (n, meta) =
             SafeTensors::read_metadata(&mmap).map_err(|source| ConvertError::Safetensors {
                 path: path.to_path_buf(),
+                why: describe(&source),
                 source,
             })?;
         Ok(Shard {
@@ -56,6 +57,28 @@ impl Shard {
 
     fn info(&self, name: &str) -> Option<&TensorInfo> {
         self.meta.info(name)
+    }
+}
+
+/// What a safetensors header error means, in words.
+fn describe(e: &SafeTensorError) -> String {
+    match e {
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "the data section does not end where the header says (truncated file?)".into()
+        }
+        SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
+            "the header runs past the end of the file (truncated file?)".into()
+        }
+        SafeTensorError::HeaderTooLarge => "the header is over 100 MB".into(),
+        SafeTensorError::InvalidHeader
+        | SafeTensorError::InvalidHeaderStart
+        | SafeTensorError::InvalidHeaderDeserialization => {
+            "the header is not valid UTF-8 JSON".into()
+        }
+        SafeTensorError::InvalidOffset(name) => format!("tensor {name} has invalid data offsets"),
+        SafeTensorError::TensorInvalidInfo => "a tensor's shape, dtype and offsets disagree".into(),
+        SafeTensorError::ValidationOverflow => "a tensor's size overflows".into(),
+        other => other.to_string(),
     }
 }
 

@@ -170,20 +170,29 @@ pub type Owned = (Dtype, Vec<usize>, Vec<u8>);
 
 /// Rewrites `<dir>/model.safetensors`: `edit(name, tensor)` returns the replacement,
 /// or `None` to drop the tensor.
-pub fn rewrite_safetensors(dir: &Path, mut edit: impl FnMut(&str, Owned) -> Option<Owned>) {
+pub fn rewrite_safetensors(dir: &Path, edit: impl FnMut(&str, Owned) -> Option<Owned>) {
+    rewrite_safetensors_adding(dir, edit, Vec::new());
+}
+
+/// [`rewrite_safetensors`], then appends `extra` tensors.
+pub fn rewrite_safetensors_adding(
+    dir: &Path,
+    mut edit: impl FnMut(&str, Owned) -> Option<Owned>,
+    extra: Vec<(String, Owned)>,
+) {
     let path = dir.join("model.safetensors");
-    let tensors = {
+    let mut tensors: Vec<(String, Owned)> = {
         let bytes = std::fs::read(&path).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
-        let mut v: Vec<(String, Owned)> = Vec::new();
-        for (name, view) in st.tensors() {
-            let owned = (view.dtype(), view.shape().to_vec(), view.data().to_vec());
-            if let Some(t) = edit(&name, owned) {
-                v.push((name, t));
-            }
-        }
-        v
+        st.tensors()
+            .into_iter()
+            .filter_map(|(name, view)| {
+                let owned = (view.dtype(), view.shape().to_vec(), view.data().to_vec());
+                edit(&name, owned).map(|t| (name, t))
+            })
+            .collect()
     };
+    tensors.extend(extra);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(n, (dt, shape, data))| {

@@ -162,7 +162,7 @@ impl QuantType {
     /// the block size or the size overflows.
     pub fn bytes_for(self, n_elems: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        if n_elems % bs != 0 {
+        if !n_elems.is_multiple_of(bs) {
             return None;
         }
         (n_elems / bs).checked_mul(self.type_size() as u64)

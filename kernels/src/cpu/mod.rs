@@ -16,7 +16,7 @@
 //!
 //! The tiled tables quantize activations like ggml does (see [`act`]), so their
 //! results differ from [`matmul_ref`] by a documented, tested budget per weight type
-//! ([`act_tolerance`]). F32, F16 and BF16 weights keep f32 activations on every path.
+//! ([`act_nmse_budget`]). F32, F16 and BF16 weights keep f32 activations on every path.
 //! AVX-512 and NEON paths are not written: the development machine has neither, and
 //! untested SIMD code is not shipped.
 //!
@@ -33,7 +33,7 @@ use crate::weights::WeightView;
 use mamba_format::QuantType;
 use std::sync::OnceLock;
 
-pub use act::{act_tolerance, ActType, BlockQ8K, BlockQ8_1};
+pub use act::{act_nmse_budget, ActType, BlockQ8K, BlockQ8_1};
 
 /// `y = x · Wᵀ`; see [`crate::matmul::matmul`].
 pub type MatmulFn = fn(&WeightView<'_>, &[f32], usize, &mut [f32]);
@@ -53,6 +53,11 @@ pub struct Kernels {
     pub selective_scan: ScanFn,
     /// Causal conv1d + SiLU; see [`crate::ops::conv1d::conv1d_silu`].
     pub conv1d_silu: Conv1dFn,
+    /// The tile kernels and activation quantizers behind `matmul`, for tables that
+    /// use the tiled driver (`None` for [`SCALAR`]). Their `unsafe fn`s may be
+    /// called only on a CPU that this table was chosen for (any table returned by
+    /// [`kernels`], [`best`] or [`simd`]).
+    pub tiled: Option<&'static MatmulKernels>,
 }
 
 /// The scalar reference table: [`crate::matmul::matmul_ref`] and the `_ref` ops.
@@ -61,6 +66,7 @@ pub static SCALAR: Kernels = Kernels {
     matmul: crate::matmul::matmul_ref,
     selective_scan: crate::ops::scan::selective_scan_ref,
     conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+    tiled: None,
 };
 
 /// The portable table: the tiled, threaded matmul with quantized activations over
@@ -71,6 +77,7 @@ pub static GENERIC: Kernels = Kernels {
     matmul: scalar::matmul_generic,
     selective_scan: crate::ops::scan::selective_scan_ref,
     conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+    tiled: Some(&scalar::GENERIC_MATMUL),
 };
 
 static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
@@ -110,6 +117,8 @@ pub struct TypeKernel {
     pub act: ActType,
     /// Weight rows per tile (at most [`tile::MR`]).
     pub rows_per_tile: usize,
+    /// Tokens per tile (at most [`tile::NR`]).
+    pub toks_per_tile: usize,
     /// The tile kernel.
     pub tile: tile::TileFn,
 }

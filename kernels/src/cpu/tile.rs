@@ -5,7 +5,7 @@
 //! split the weight rows into tasks (rayon), each a run of whole row tiles
 //! per task:  for each block of TOKEN_BLOCK tokens          (activations stay in L2)
 //!              for each tile of rows_per_tile (≤ MR) rows   (weights stay in L1)
-//!                for each group of ≤ NR tokens: tile kernel → MR×NR outputs
+//!                for each group of ≤ toks_per_tile (≤ NR) tokens: one tile kernel call
 //! ```
 //!
 //! A tile kernel unpacks each weight block once and reuses it for every token of
@@ -26,10 +26,12 @@ use std::ops::Range;
 /// Most weight rows in one tile.
 pub const MR: usize = 4;
 /// Most tokens in one tile.
-pub const NR: usize = 4;
+pub const NR: usize = 8;
 
 /// A tile kernel: `out[i][j] = dot(rows[i], toks[j])` for `i` below the kernel's
-/// rows-per-tile and `j < rn` (`1 <= rn <= NR`).
+/// rows per tile and `j < rn`, `1 <= rn <=` its tokens per tile (`<= NR`). Entries
+/// of `rows` and `toks` past the valid ones repeat the last valid one, so a kernel
+/// may compute a larger tile than asked and leave the extra outputs unused.
 ///
 /// Each row slice is one stored weight row; each token slice one activation row in
 /// the [`ActType`] form of the kernel's weight type.
@@ -133,15 +135,15 @@ unsafe fn run(tk: &TypeKernel, w: &WeightView<'_>, acts: &[u8], a_stride: usize,
 /// # Safety
 /// As [`matmul_tiled`]; no other task writes these rows of `out`.
 unsafe fn rows_task(tk: &TypeKernel, w: &WeightView<'_>, acts: &[u8], a_stride: usize, n: usize, rows: Range<usize>, out: &Out) {
-    let rm = tk.rows_per_tile;
+    let (rm, rn_max) = (tk.rows_per_tile, tk.toks_per_tile);
     let mut o = [[0.0f32; NR]; MR];
     for t0 in (0..n).step_by(TOKEN_BLOCK) {
         let t1 = n.min(t0 + TOKEN_BLOCK);
         for r0 in rows.clone().step_by(rm) {
             let valid_rows = rm.min(rows.end - r0);
             let wr: [&[u8]; MR] = std::array::from_fn(|i| w.row(r0 + i.min(valid_rows - 1)));
-            for tt in (t0..t1).step_by(NR) {
-                let rn = NR.min(t1 - tt);
+            for tt in (t0..t1).step_by(rn_max) {
+                let rn = rn_max.min(t1 - tt);
                 let tr: [&[u8]; NR] = std::array::from_fn(|j| &acts[(tt + j.min(rn - 1)) * a_stride..][..a_stride]);
                 (tk.tile)(&wr, &tr, rn, &mut o);
                 for (i, oi) in o.iter().enumerate().take(valid_rows) {

@@ -7,7 +7,7 @@
 //! (ggml-org/llama.cpp@04e1dd75), with f32 activation scales (see
 //! [`crate::cpu::act`]). Plain safe Rust, always compiled.
 
-use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K};
+use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K, Q8_1_GROUP};
 use mamba_format::quant::k_common::get_scale_min_k4;
 use mamba_format::quant::q4_0::BlockQ4_0;
 use mamba_format::quant::q4_1::BlockQ4_1;
@@ -43,56 +43,53 @@ fn nibble(qs: &[u8; 16], j: usize) -> i32 {
     }
 }
 
+/// `Σ_g da_g · Σ_{b∈g} dw_b · isum_b + Σ_b m_b · s_b` over the groups of
+/// [`Q8_1_GROUP`] blocks that share an activation scale; `block(b)` gives
+/// `(dw_b, m_b, isum_b)` (`m_b = 0` for types without a minimum).
+#[inline]
+fn dot_groups(a: &[BlockQ8_1], nb: usize, block: impl Fn(usize) -> (f32, f32, i32)) -> f32 {
+    let (mut acc, mut macc) = (0.0f32, 0.0f32);
+    for g in (0..nb).step_by(Q8_1_GROUP) {
+        let mut t = 0.0f32;
+        for b in g..nb.min(g + Q8_1_GROUP) {
+            let (dw, m, isum) = block(b);
+            t += dw * isum as f32;
+            macc += m * a[b].s;
+        }
+        acc += a[g].d * t;
+    }
+    acc + macc
+}
+
 /// Q4_0 weights (`x = d·(q − 8)`) · Q8_1 activations.
 pub fn vec_dot_q4_0_q8_1_ref(w: &[BlockQ4_0], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = 0.0f32;
-    for (wb, ab) in w.iter().zip(a) {
-        let isum = idot(ab, |j| nibble(&wb.qs, j) - 8);
-        acc += f16_from_le(wb.d) * ab.d * isum as f32;
-    }
-    acc
+    dot_groups(a, w.len(), |b| (f16_from_le(w[b].d), 0.0, idot(&a[b], |j| nibble(&w[b].qs, j) - 8)))
 }
 
 /// Q4_1 weights (`x = d·q + m`) · Q8_1 activations: `d·da·Σ q·qa + m·s`.
 pub fn vec_dot_q4_1_q8_1_ref(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    let (mut acc, mut macc) = (0.0f32, 0.0f32);
-    for (wb, ab) in w.iter().zip(a) {
-        let isum = idot(ab, |j| nibble(&wb.qs, j));
-        acc += f16_from_le(wb.d) * ab.d * isum as f32;
-        macc += f16_from_le(wb.m) * ab.s;
-    }
-    acc + macc
+    dot_groups(a, w.len(), |b| (f16_from_le(w[b].d), f16_from_le(w[b].m), idot(&a[b], |j| nibble(&w[b].qs, j))))
 }
 
 /// Q5_0 weights (`x = d·(q − 16)`) · Q8_1 activations.
 pub fn vec_dot_q5_0_q8_1_ref(w: &[BlockQ5_0], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = 0.0f32;
-    for (wb, ab) in w.iter().zip(a) {
-        let isum = idot(ab, |j| (nibble(&wb.qs, j) | q5_high(wb.qh, j)) - 16);
-        acc += f16_from_le(wb.d) * ab.d * isum as f32;
-    }
-    acc
+    dot_groups(a, w.len(), |b| {
+        let wb = &w[b];
+        (f16_from_le(wb.d), 0.0, idot(&a[b], |j| (nibble(&wb.qs, j) | q5_high(wb.qh, j)) - 16))
+    })
 }
 
 /// Q5_1 weights (`x = d·q + m`) · Q8_1 activations.
 pub fn vec_dot_q5_1_q8_1_ref(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
-    let (mut acc, mut macc) = (0.0f32, 0.0f32);
-    for (wb, ab) in w.iter().zip(a) {
-        let isum = idot(ab, |j| nibble(&wb.qs, j) | q5_high(wb.qh, j));
-        acc += f16_from_le(wb.d) * ab.d * isum as f32;
-        macc += f16_from_le(wb.m) * ab.s;
-    }
-    acc + macc
+    dot_groups(a, w.len(), |b| {
+        let wb = &w[b];
+        (f16_from_le(wb.d), f16_from_le(wb.m), idot(&a[b], |j| nibble(&wb.qs, j) | q5_high(wb.qh, j)))
+    })
 }
 
 /// Q8_0 weights (`x = d·q`) · Q8_1 activations.
 pub fn vec_dot_q8_0_q8_1_ref(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = 0.0f32;
-    for (wb, ab) in w.iter().zip(a) {
-        let isum = idot(ab, |j| wb.qs[j] as i32);
-        acc += f16_from_le(wb.d) * ab.d * isum as f32;
-    }
-    acc
+    dot_groups(a, w.len(), |b| (f16_from_le(w[b].d), 0.0, idot(&a[b], |j| w[b].qs[j] as i32)))
 }
 
 // ── 256-weight super-blocks × BlockQ8K ───────────────────────────────────────

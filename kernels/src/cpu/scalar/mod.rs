@@ -99,7 +99,7 @@ fn tile_ref<D: RefDot>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &
 }
 
 const fn row(ty: QuantType, tile: tile::TileFn) -> TypeKernel {
-    TypeKernel { ty, act: ActType::for_weights(ty), rows_per_tile: 1, tile }
+    TypeKernel { ty, act: ActType::for_weights(ty), rows_per_tile: 1, toks_per_tile: NR, tile }
 }
 
 fn quantize_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {

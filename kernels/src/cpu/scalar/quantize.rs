@@ -1,6 +1,6 @@
 //! Scalar reference activation quantizers (see [`crate::cpu::act`]).
 
-use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K};
+use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K, Q8_1_GROUP};
 
 /// `(d, 1/d)` for a block whose largest magnitude is `amax`: `d = amax / 127`.
 #[inline]
@@ -14,18 +14,21 @@ fn amax(x: &[f32]) -> f32 {
     x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
-/// Quantizes `x` (length a multiple of 32) into `y` (`x.len() / 32` blocks).
+/// Quantizes `x` (length a multiple of 32) into `y` (`x.len() / 32` blocks), one
+/// scale per group of [`Q8_1_GROUP`] blocks.
 pub fn quantize_row_q8_1_ref(x: &[f32], y: &mut [BlockQ8_1]) {
     assert_eq!(x.len(), y.len() * QK8_1, "quantize_row_q8_1_ref: wrong lengths");
-    for (b, x) in y.iter_mut().zip(x.chunks_exact(QK8_1)) {
+    for (g, x) in y.chunks_mut(Q8_1_GROUP).zip(x.chunks(Q8_1_GROUP * QK8_1)) {
         let (d, id) = scales(amax(x));
-        let mut sum = 0i32;
-        for (q, &v) in b.qs.iter_mut().zip(x) {
-            *q = (v * id).round_ties_even() as i8;
-            sum += *q as i32;
+        for (b, x) in g.iter_mut().zip(x.chunks_exact(QK8_1)) {
+            let mut sum = 0i32;
+            for (q, &v) in b.qs.iter_mut().zip(x) {
+                *q = (v * id).round_ties_even() as i8;
+                sum += *q as i32;
+            }
+            b.d = d;
+            b.s = d * sum as f32;
         }
-        b.d = d;
-        b.s = d * sum as f32;
     }
 }
 

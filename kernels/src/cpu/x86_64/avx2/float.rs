@@ -72,17 +72,18 @@ impl FloatW for Bf16 {
     }
 }
 
-/// The [`TileFn`](crate::cpu::tile::TileFn) of float type `F` with `RM` rows.
+/// The [`TileFn`](crate::cpu::tile::TileFn) of float type `F` with `RM` rows and
+/// up to `RN` tokens per tile.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn tile<F: FloatW, const RM: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
+pub(super) unsafe fn tile<F: FloatW, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
     match rn {
         1 => tile_n::<F, RM, 1>(rows, toks, out),
         2 => tile_n::<F, RM, 2>(rows, toks, out),
-        3 => tile_n::<F, RM, 3>(rows, toks, out),
-        _ => tile_n::<F, RM, 4>(rows, toks, out),
+        3 | 4 if RN >= 4 => tile_n::<F, RM, 4>(rows, toks, out),
+        _ => tile_n::<F, RM, RN>(rows, toks, out),
     }
 }
 

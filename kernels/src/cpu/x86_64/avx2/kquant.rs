@@ -164,17 +164,18 @@ impl KQuant for Q6K {
 
 const ACT_SIZE: usize = std::mem::size_of::<BlockQ8K>();
 
-/// The [`TileFn`](crate::cpu::tile::TileFn) of super-block type `K` with `RM` rows.
+/// The [`TileFn`](crate::cpu::tile::TileFn) of super-block type `K` with `RM` rows and
+/// up to `RN` tokens per tile.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn tile<K: KQuant, const RM: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
+pub(super) unsafe fn tile<K: KQuant, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
     match rn {
         1 => tile_n::<K, RM, 1>(rows, toks, out),
         2 => tile_n::<K, RM, 2>(rows, toks, out),
-        3 => tile_n::<K, RM, 3>(rows, toks, out),
-        _ => tile_n::<K, RM, 4>(rows, toks, out),
+        3 | 4 if RN >= 4 => tile_n::<K, RM, 4>(rows, toks, out),
+        _ => tile_n::<K, RM, RN>(rows, toks, out),
     }
 }
 

@@ -25,27 +25,37 @@ pub(super) static KERNELS: Kernels = Kernels {
     matmul,
     selective_scan: ssm::selective_scan,
     conv1d_silu: ssm::conv1d_silu,
+    tiled: Some(&MATMUL),
 };
 
-const fn row(ty: QuantType, rows_per_tile: usize, tile: tile::TileFn) -> TypeKernel {
-    TypeKernel { ty, act: ActType::for_weights(ty), rows_per_tile, tile }
+const fn row(ty: QuantType, rows_per_tile: usize, toks_per_tile: usize, tile: tile::TileFn) -> TypeKernel {
+    TypeKernel { ty, act: ActType::for_weights(ty), rows_per_tile, toks_per_tile, tile }
 }
+
+/// Tile shapes (rows × tokens) of the float, 32-block and K-quant kernels: as
+/// many accumulators as the 16 YMM registers hold beside the operands.
+const F_RM: usize = 3;
+const F_RN: usize = 4;
+const Q_RM: usize = 4;
+const Q_RN: usize = 4;
+const K_RM: usize = 2;
+const K_RN: usize = 4;
 
 static MATMUL: MatmulKernels = MatmulKernels {
     quantize_q8_1: quantize::quantize_row_q8_1,
     quantize_q8_k: quantize::quantize_row_q8_k,
     types: [
-        row(QuantType::F32, 4, float::tile::<float::F32, 4>),
-        row(QuantType::F16, 4, float::tile::<float::F16, 4>),
-        row(QuantType::Q4_0, 4, q32::tile::<q32::Q4_0, 4>),
-        row(QuantType::Q4_1, 4, q32::tile::<q32::Q4_1, 4>),
-        row(QuantType::Q5_0, 4, q32::tile::<q32::Q5_0, 4>),
-        row(QuantType::Q5_1, 4, q32::tile::<q32::Q5_1, 4>),
-        row(QuantType::Q8_0, 4, q32::tile::<q32::Q8_0, 4>),
-        row(QuantType::Q4_K, 2, kquant::tile::<kquant::Q4K, 2>),
-        row(QuantType::Q5_K, 2, kquant::tile::<kquant::Q5K, 2>),
-        row(QuantType::Q6_K, 2, kquant::tile::<kquant::Q6K, 2>),
-        row(QuantType::BF16, 4, float::tile::<float::Bf16, 4>),
+        row(QuantType::F32, F_RM, F_RN, float::tile::<float::F32, F_RM, F_RN>),
+        row(QuantType::F16, F_RM, F_RN, float::tile::<float::F16, F_RM, F_RN>),
+        row(QuantType::Q4_0, Q_RM, Q_RN, q32::tile::<q32::Q4_0, Q_RM, Q_RN>),
+        row(QuantType::Q4_1, Q_RM, Q_RN, q32::tile::<q32::Q4_1, Q_RM, Q_RN>),
+        row(QuantType::Q5_0, Q_RM, Q_RN, q32::tile::<q32::Q5_0, Q_RM, Q_RN>),
+        row(QuantType::Q5_1, Q_RM, Q_RN, q32::tile::<q32::Q5_1, Q_RM, Q_RN>),
+        row(QuantType::Q8_0, Q_RM, Q_RN, q32::tile::<q32::Q8_0, Q_RM, Q_RN>),
+        row(QuantType::Q4_K, K_RM, K_RN, kquant::tile::<kquant::Q4K, K_RM, K_RN>),
+        row(QuantType::Q5_K, K_RM, K_RN, kquant::tile::<kquant::Q5K, K_RM, K_RN>),
+        row(QuantType::Q6_K, K_RM, K_RN, kquant::tile::<kquant::Q6K, K_RM, K_RN>),
+        row(QuantType::BF16, F_RM, F_RN, float::tile::<float::Bf16, F_RM, F_RN>),
     ],
 };
 

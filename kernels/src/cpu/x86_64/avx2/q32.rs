@@ -112,23 +112,25 @@ impl Q32 for Q8_0 {
 
 const ACT_SIZE: usize = std::mem::size_of::<BlockQ8_1>();
 
-/// The [`TileFn`](crate::cpu::tile::TileFn) of block type `W` with `RM` rows.
+/// The [`TileFn`](crate::cpu::tile::TileFn) of block type `W` with `RM` rows
+/// (at most 4) and up to `RN` tokens per tile.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn tile<W: Q32, const RM: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
+pub(super) unsafe fn tile<W: Q32, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
     match rn {
         1 => tile_n::<W, RM, 1>(rows, toks, out),
         2 => tile_n::<W, RM, 2>(rows, toks, out),
-        3 => tile_n::<W, RM, 3>(rows, toks, out),
-        _ => tile_n::<W, RM, 4>(rows, toks, out),
+        3 | 4 if RN >= 4 => tile_n::<W, RM, 4>(rows, toks, out),
+        _ => tile_n::<W, RM, RN>(rows, toks, out),
     }
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile_n<W: Q32, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], out: &mut [[f32; NR]; MR]) {
+    const { assert!(RM <= 4 && RN <= NR) };
     let nb = rows[0].len() / W::SIZE;
     for r in &rows[..RM] {
         assert_eq!(r.len(), nb * W::SIZE, "weight row length");
@@ -138,12 +140,12 @@ unsafe fn tile_n<W: Q32, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], t
     }
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); RN]; RM];
-    let mut macc = [[0.0f32; RN]; RM];
+    // Σ m_i·s_j, rows in lanes.
+    let mut macc = [_mm_setzero_ps(); RN];
     for b in 0..nb {
         let mut q = [_mm256_setzero_si256(); RM];
         let mut qabs = [_mm256_setzero_si256(); RM];
-        let mut d = [0.0f32; RM];
-        let mut m = [0.0f32; RM];
+        let (mut d, mut m) = ([0.0f32; 4], [0.0f32; 4]);
         for i in 0..RM {
             // SAFETY: row i holds nb blocks (checked above).
             let (qi, di, mi) = W::unpack(rows[i].as_ptr().add(b * W::SIZE));
@@ -154,12 +156,23 @@ unsafe fn tile_n<W: Q32, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], t
                 qabs[i] = _mm256_sign_epi8(qi, qi);
             }
         }
+        // scale[j][i] = d_i · da_j, stored so the pair loop broadcasts it from memory.
+        let d4 = _mm_setr_ps(d[0], d[1], d[2], d[3]);
+        let mut scale = [[0.0f32; 4]; RN];
         for j in 0..RN {
-            // SAFETY: token j holds nb activation blocks (checked above); unaligned reads.
+            // SAFETY: token j holds nb activation blocks (checked above): {d: f32,
+            // s: f32, qs: [i8; 32]}, read unaligned.
             let ap = toks[j].as_ptr().add(b * ACT_SIZE);
             let da = std::ptr::read_unaligned(ap as *const f32);
-            let sa = std::ptr::read_unaligned(ap.add(4) as *const f32);
-            let a = _mm256_loadu_si256(ap.add(8) as *const __m256i);
+            _mm_storeu_ps(scale[j].as_mut_ptr(), _mm_mul_ps(d4, _mm_set1_ps(da)));
+            if W::HAS_MIN {
+                let sa = std::ptr::read_unaligned(ap.add(4) as *const f32);
+                macc[j] = _mm_fmadd_ps(_mm_setr_ps(m[0], m[1], m[2], m[3]), _mm_set1_ps(sa), macc[j]);
+            }
+        }
+        for j in 0..RN {
+            // SAFETY: as above.
+            let a = _mm256_loadu_si256(toks[j].as_ptr().add(b * ACT_SIZE + 8) as *const __m256i);
             for i in 0..RM {
                 let p16 = if W::HAS_MIN {
                     _mm256_maddubs_epi16(q[i], a)
@@ -167,16 +180,15 @@ unsafe fn tile_n<W: Q32, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], t
                     _mm256_maddubs_epi16(qabs[i], _mm256_sign_epi8(a, q[i]))
                 };
                 let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(d[i] * da), p, acc[i][j]);
-                if W::HAS_MIN {
-                    macc[i][j] += m[i] * sa;
-                }
+                acc[i][j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scale[j][i]), p, acc[i][j]);
             }
         }
     }
-    for i in 0..RM {
-        for j in 0..RN {
-            out[i][j] = hsum_ps(acc[i][j]) + macc[i][j];
+    for j in 0..RN {
+        let mut mj = [0.0f32; 4];
+        _mm_storeu_ps(mj.as_mut_ptr(), macc[j]);
+        for i in 0..RM {
+            out[i][j] = hsum_ps(acc[i][j]) + mj[i];
         }
     }
 }

@@ -1,0 +1,171 @@
+//! Matmul throughput: weight GB/s and GFLOP/s for the shapes of mamba-130m
+//! (d_model 768), next to this machine's memory read bandwidth, with 1 and 2
+//! threads. Plain `harness = false` main; run with
+//! `cargo bench -p mamba-kernels --bench matmul [-- all-types]`.
+//!
+//! Decode (n = 1) is bound by reading the weights, so its GB/s is best read as a
+//! fraction of the measured memory bandwidth (shapes larger than the last-level
+//! cache: the LM head) or of cache bandwidth (the per-layer matrices, which a real
+//! forward pass streams from DRAM too, 24 layers being far larger than the cache).
+
+use mamba_format::QuantType;
+use mamba_kernels::{cpu, matmul::matmul_ref, WeightView};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Seconds per call: the best of repeated runs lasting at least `min` in total.
+fn time(min: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    let (mut best, start, mut runs) = (f64::MAX, Instant::now(), 0);
+    while runs < 3 || start.elapsed() < min {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    best
+}
+
+/// CPU seconds used by this process so far (all threads).
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Seconds per call, robust to a shared machine: the fastest of `reps` short calls
+/// (one that no other process interrupted), cross-checked by the mean process CPU
+/// time; returns the smaller.
+fn cpu_time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let (t, mut best) = (cpu_seconds(), f64::MAX);
+    for _ in 0..reps {
+        let w = Instant::now();
+        f();
+        best = best.min(w.elapsed().as_secs_f64());
+    }
+    best.min((cpu_seconds() - t) / reps as f64)
+}
+
+/// `-- tune`: single-thread CPU-time GFLOP/s of every type at several token counts.
+fn tune() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (rows, cols) = (1024, 768);
+    let ns = [1usize, 2, 3, 4, 8, 64];
+    print!("{:<6}", "type");
+    for n in ns {
+        print!(" {:>8}", format!("n={n}"));
+    }
+    println!("   (GFLOP/s, 1 thread, fastest call; {rows}×{cols}, L2-resident)");
+    for ty in QuantType::ALL {
+        let data = matrix(ty, rows, cols);
+        let w = WeightView::new(ty, rows, cols, &data).unwrap();
+        print!("{:<6}", ty.name());
+        for n in ns {
+            let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let mut y = vec![0.0f32; n * rows];
+            let reps = (2000 / n).max(30);
+            let s = pool.install(|| cpu_time(reps, || mamba_kernels::matmul(&w, &x, n, &mut y)));
+            print!(" {:>8.1}", 2.0 * (rows * cols * n) as f64 / s / 1e9);
+        }
+        println!();
+    }
+}
+
+/// Read bandwidth in GB/s: `threads` threads summing disjoint parts of a 512 MiB buffer.
+fn memory_bandwidth(threads: usize) -> f64 {
+    let buf: Vec<u64> = (0..(512usize << 20) / 8).map(|i| i as u64).collect();
+    let secs = time(Duration::from_millis(800), || {
+        std::thread::scope(|s| {
+            for part in buf.chunks(buf.len().div_ceil(threads)) {
+                s.spawn(move || {
+                    let mut acc = [0u64; 8];
+                    for c in part.chunks_exact(8) {
+                        for (a, v) in acc.iter_mut().zip(c) {
+                            *a = a.wrapping_add(*v);
+                        }
+                    }
+                    black_box(acc);
+                });
+            }
+        });
+    });
+    (buf.len() * 8) as f64 / secs / 1e9
+}
+
+/// A `rows × cols` matrix of type `ty`: 64 distinct random rows, repeated (the
+/// bytes differ in address, which is all the memory system sees).
+fn matrix(ty: QuantType, rows: usize, cols: usize) -> Vec<u8> {
+    let rb = ty.bytes_for(cols as u64).unwrap() as usize;
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut distinct = vec![0u8; 64 * rb];
+    for row in distinct.chunks_exact_mut(rb) {
+        let f: Vec<f32> = (0..cols)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        ty.quantize_row(&f, row);
+    }
+    distinct.iter().cycle().take(rows * rb).copied().collect()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "tune") {
+        return tune();
+    }
+    let all = std::env::args().any(|a| a == "all-types");
+    let k = cpu::kernels();
+    println!("kernels: {} (MAMBA_FORCE_SCALAR={})", k.name, cpu::scalar_forced());
+    let bw = [memory_bandwidth(1), memory_bandwidth(2)];
+    println!("memory read bandwidth: 1 thread {:.1} GB/s, 2 threads {:.1} GB/s\n", bw[0], bw[1]);
+
+    let pools: Vec<_> = [1, 2].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+    let types: Vec<QuantType> = if all {
+        QuantType::ALL.to_vec()
+    } else {
+        vec![QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K, QuantType::F16, QuantType::F32]
+    };
+    let shapes = [("in_proj", 3072, 768), ("out_proj", 768, 1536), ("lm_head", 50280, 768)];
+    println!(
+        "{:<9} {:<6} {:>3} {:>3} {:>9} {:>8} {:>9} {:>8} {:>8}",
+        "matrix", "type", "n", "thr", "MB", "ms", "GB/s", "of bw", "GFLOP/s"
+    );
+    for &(name, rows, cols) in &shapes {
+        for &ty in &types {
+            let data = matrix(ty, rows, cols);
+            let w = WeightView::new(ty, rows, cols, &data).unwrap();
+            for n in [1usize, 64] {
+                let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+                let mut y = vec![0.0f32; n * rows];
+                for (ti, pool) in pools.iter().enumerate() {
+                    let secs = pool.install(|| time(Duration::from_millis(400), || mamba_kernels::matmul(&w, &x, n, &mut y)));
+                    let gbs = data.len() as f64 / secs / 1e9;
+                    let gflops = 2.0 * (rows * cols * n) as f64 / secs / 1e9;
+                    println!(
+                        "{name:<9} {:<6} {n:>3} {:>3} {:>9.1} {:>8.3} {gbs:>9.1} {:>7.0}% {gflops:>8.1}",
+                        ty.name(),
+                        ti + 1,
+                        data.len() as f64 / 1e6,
+                        secs * 1e3,
+                        100.0 * gbs / bw[ti]
+                    );
+                }
+            }
+        }
+    }
+
+    // The reference path on one shape, for scale.
+    let ty = QuantType::Q8_0;
+    let data = matrix(ty, 3072, 768);
+    let w = WeightView::new(ty, 3072, 768, &data).unwrap();
+    let x = vec![0.5f32; 768];
+    let mut y = vec![0.0f32; 3072];
+    let fast = pools[1].install(|| time(Duration::from_millis(300), || mamba_kernels::matmul(&w, &x, 1, &mut y)));
+    let slow = pools[1].install(|| time(Duration::from_millis(300), || matmul_ref(&w, &x, 1, &mut y)));
+    println!("\nin_proj q8_0 n=1, 2 threads: {} {:.3} ms vs matmul_ref {:.3} ms ({:.1}×)", k.name, fast * 1e3, slow * 1e3, slow / fast);
+}
