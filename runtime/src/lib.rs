@@ -14,10 +14,12 @@
 //!
 //! [`Model`] is immutable and `Sync` (weights stay in the memory-mapped file, in
 //! their stored quantized layout); [`Session`] holds one sequence's state,
-//! [`Batch`] several.
+//! [`Batch`] several. [`gpu`] runs the same on a GPU ([`gpu::GpuModel`],
+//! [`gpu::GpuSession`], [`gpu::GpuBatch`]; selected by [`Device`]).
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod gpu;
 pub mod loader;
 pub mod model;
 pub mod sampler;
@@ -26,6 +28,7 @@ pub mod state;
 pub mod tokenizer;
 
 pub use error::{Result, RuntimeError};
+pub use gpu::Device;
 pub use model::{LogitsWanted, Model, Scratch, Segment};
 pub use sampler::{Sampler, SamplerParams};
 pub use session::{Batch, GenerateOptions, Generation, Session};

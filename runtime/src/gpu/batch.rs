@@ -4,7 +4,7 @@
 use super::{dev_err, GpuModel};
 use crate::error::{Result, RuntimeError};
 use crate::state::State;
-use mamba_kernels::gpu::{self, ConvArgs, DeviceBuffer, Mat, MatMut, MatmulArgs, MatmulKernel, NormArgs};
+use mamba_kernels::gpu::{self, ConvArgs, DeviceBuffer, DeviceWeight, Mat, MatMut, MatmulArgs, MatmulKernel, NormArgs};
 use mamba_kernels::gpu::{RowSelect, ScanArgs, SegTable, StateMut};
 
 /// Most tokens (all sequences together) in one forward call while prefilling:
@@ -44,20 +44,7 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         let e = DeviceBuffer::empty;
-        Scratch {
-            cap_tokens: 0,
-            cap_rows: 0,
-            tokens: DeviceBuffer::empty(),
-            resid: e(),
-            xn: e(),
-            xz: e(),
-            xc: e(),
-            xdbl: e(),
-            dt: e(),
-            y: e(),
-            fin: e(),
-            logits: e(),
-        }
+        Scratch { cap_tokens: 0, cap_rows: 0, tokens: DeviceBuffer::empty(), resid: e(), xn: e(), xz: e(), xc: e(), xdbl: e(), dt: e(), y: e(), fin: e(), logits: e() }
     }
 
     fn ensure(&mut self, m: &GpuModel, tokens: usize, rows: usize) -> Result<()> {
@@ -65,9 +52,13 @@ impl Scratch {
         let (d, di) = (c.d_model, c.d_inner);
         let alloc = |n: usize, what: &str| DeviceBuffer::<f32>::alloc(n, what).map_err(dev_err);
         if tokens > self.cap_tokens {
+            // Free the old buffers before allocating the larger ones.
+            self.cap_tokens = 0;
+            self.tokens = DeviceBuffer::empty();
+            for buf in [&mut self.resid, &mut self.xn, &mut self.xz, &mut self.xc, &mut self.xdbl, &mut self.dt, &mut self.y] {
+                *buf = DeviceBuffer::empty();
+            }
             let t = tokens;
-            // Free the old buffers first, so growing does not need both at once.
-            *self = Scratch { cap_rows: self.cap_rows, fin: std::mem::replace(&mut self.fin, DeviceBuffer::empty()), logits: std::mem::replace(&mut self.logits, DeviceBuffer::empty()), ..Scratch::new() };
             let what = |name: &str| format!("activations `{name}` for {t} tokens");
             self.tokens = DeviceBuffer::alloc(t, &what("tokens")).map_err(dev_err)?;
             self.resid = alloc(t * d, &what("residual"))?;
@@ -80,6 +71,7 @@ impl Scratch {
             self.cap_tokens = t;
         }
         if rows > self.cap_rows {
+            self.cap_rows = 0;
             self.fin = DeviceBuffer::empty();
             self.logits = DeviceBuffer::empty();
             self.fin = alloc(rows * d, &format!("final norm for {rows} rows"))?;
@@ -282,9 +274,6 @@ impl<'m> GpuBatch<'m> {
         let flat: Vec<u32> = chunks.concat();
         s.tokens.upload(0, &flat).map_err(dev_err)?;
 
-        let mm = |w, x, y, bias, accumulate| {
-            gpu::matmul(MatmulArgs { w, x, y, n: t, bias, accumulate, kernel: MatmulKernel::Auto }).map_err(dev_err)
-        };
         // ── embedding ─────────────────────────────────────────────────────────
         gpu::embed(&m.embeddings, &s.tokens, 0, t, MatMut::new(&mut s.resid, 0, d)).map_err(dev_err)?;
         for (li, l) in m.layers.iter().enumerate() {
@@ -292,7 +281,7 @@ impl<'m> GpuBatch<'m> {
             let norm = NormArgs { x: Mat::new(&s.resid, 0, d), w: &l.norm, eps, rows: RowSelect::All(t), out: MatMut::new(&mut s.xn, 0, d) };
             gpu::rmsnorm(norm).map_err(dev_err)?;
             // ── in_proj → (x | z) ─────────────────────────────────────────────
-            mm(&l.in_proj, Mat::new(&s.xn, 0, d), MatMut::new(&mut s.xz, 0, 2 * di), l.in_bias.as_ref(), false)?;
+            mm(&l.in_proj, Mat::new(&s.xn, 0, d), MatMut::new(&mut s.xz, 0, 2 * di), t, l.in_bias.as_ref(), false)?;
             // ── causal conv1d + SiLU, per sequence ────────────────────────────
             gpu::conv1d_silu(ConvArgs {
                 x: Mat::new(&s.xz, 0, 2 * di),
@@ -306,8 +295,8 @@ impl<'m> GpuBatch<'m> {
             })
             .map_err(dev_err)?;
             // ── x_proj → (dt_in | B | C); dt_proj reads dt_in in place ─────────
-            mm(&l.x_proj, Mat::new(&s.xc, 0, di), MatMut::new(&mut s.xdbl, 0, ldbc), None, false)?;
-            mm(&l.dt_proj, Mat::new(&s.xdbl, 0, ldbc), MatMut::new(&mut s.dt, 0, di), None, false)?;
+            mm(&l.x_proj, Mat::new(&s.xc, 0, di), MatMut::new(&mut s.xdbl, 0, ldbc), t, None, false)?;
+            mm(&l.dt_proj, Mat::new(&s.xdbl, 0, ldbc), MatMut::new(&mut s.dt, 0, di), t, None, false)?;
             // ── selective scan (dt bias, softplus, D skip, SiLU(z) gate fused) ─
             gpu::selective_scan(ScanArgs {
                 x: Mat::new(&s.xc, 0, di),
@@ -327,7 +316,7 @@ impl<'m> GpuBatch<'m> {
             })
             .map_err(dev_err)?;
             // ── out_proj, added to the fp32 residual in the epilogue ───────────
-            mm(&l.out_proj, Mat::new(&s.y, 0, di), MatMut::new(&mut s.resid, 0, d), l.out_bias.as_ref(), true)?;
+            mm(&l.out_proj, Mat::new(&s.y, 0, di), MatMut::new(&mut s.resid, 0, d), t, l.out_bias.as_ref(), true)?;
         }
         for (&slot, &len) in slots.iter().zip(&lens) {
             self.n_tokens[slot] += len as u64;
@@ -341,18 +330,14 @@ impl<'m> GpuBatch<'m> {
         let s = &mut self.scratch;
         let norm = NormArgs { x: Mat::new(&s.resid, 0, d), w: &m.norm_f, eps, rows: select, out: MatMut::new(&mut s.fin, 0, d) };
         gpu::rmsnorm(norm).map_err(dev_err)?;
-        let head = MatmulArgs {
-            w: m.lm_head(),
-            x: Mat::new(&s.fin, 0, d),
-            y: MatMut::new(&mut s.logits, 0, c.vocab_size),
-            n: rows,
-            bias: None,
-            accumulate: false,
-            kernel: MatmulKernel::Auto,
-        };
-        gpu::matmul(head).map_err(dev_err)?;
+        mm(m.lm_head(), Mat::new(&s.fin, 0, d), MatMut::new(&mut s.logits, 0, c.vocab_size), rows, None, false)?;
         Ok(rows)
     }
+}
+
+/// `y (+)= bias + W·x` for `n` tokens, the kernel chosen by shape.
+fn mm(w: &DeviceWeight, x: Mat<'_>, y: MatMut<'_>, n: usize, bias: Option<&DeviceBuffer<f32>>, accumulate: bool) -> Result<()> {
+    gpu::matmul(MatmulArgs { w, x, y, n, bias, accumulate, kernel: MatmulKernel::Auto }).map_err(dev_err)
 }
 
 /// One sequence on the GPU. Mirrors [`crate::Session`].

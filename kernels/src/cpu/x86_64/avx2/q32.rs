@@ -4,14 +4,17 @@
 //! `ggml_vec_dot_q4_0_q8_0` and siblings (ggml-org/llama.cpp@04e1dd75).
 //!
 //! ```text
-//! for each block b:
-//!     per row i:    q_i = the 32 weight quants as bytes, d_i, m_i      (unpacked once)
-//!     per token j:  a_j = the 32 activation quants, da_j, s_j
-//!         per row i:
-//!             p  = Σ pairs of q_i·a_j  → 8 × i32   (maddubs, then madd with 1s)
-//!             acc[i][j] += (d_i·da_j) · f32(p)      (8 lanes)
-//!             macc[i][j] += m_i · s_j               (types with a minimum)
-//! out[i][j] = hsum(acc[i][j]) + macc[i][j]
+//! for each group g of 8 blocks (one activation scale da_jg per token):
+//!     t[i][j] = 0
+//!     for each block b of g:
+//!         per row i:    q_i = the 32 weight quants as bytes, d_i, m_i     (unpacked once)
+//!         per token j:  a_j = the 32 activation quants
+//!             macc[j] += m_{0..RM} · s_jb                  (types with a minimum; rows in lanes)
+//!             per row i:
+//!                 p = Σ pairs of q_i·a_j → 8 × i32        (maddubs, then madd with 1s)
+//!                 t[i][j] += d_i · f32(p)                 (8 lanes)
+//!     acc[i][j] += da_jg · t[i][j]
+//! out[i][j] = hsum(acc[i][j]) + macc[j][i]
 //! ```
 //!
 //! `maddubs` multiplies unsigned by signed bytes. Types with a minimum have
@@ -20,7 +23,7 @@
 //! activations are never -128, so neither form can overflow an i16 pair sum.
 
 use super::{bytes_from_bits_32, f16_at, hsum_ps};
-use crate::cpu::act::BlockQ8_1;
+use crate::cpu::act::{BlockQ8_1, Q8_1_GROUP};
 use crate::cpu::tile::{MR, NR};
 use std::arch::x86_64::*;
 
@@ -142,45 +145,48 @@ unsafe fn tile_n<W: Q32, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], t
     let mut acc = [[_mm256_setzero_ps(); RN]; RM];
     // Σ m_i·s_j, rows in lanes.
     let mut macc = [_mm_setzero_ps(); RN];
-    for b in 0..nb {
-        let mut q = [_mm256_setzero_si256(); RM];
-        let mut qabs = [_mm256_setzero_si256(); RM];
-        let (mut d, mut m) = ([0.0f32; 4], [0.0f32; 4]);
-        for i in 0..RM {
-            // SAFETY: row i holds nb blocks (checked above).
-            let (qi, di, mi) = W::unpack(rows[i].as_ptr().add(b * W::SIZE));
-            q[i] = qi;
-            d[i] = di;
-            m[i] = mi;
-            if !W::HAS_MIN {
-                qabs[i] = _mm256_sign_epi8(qi, qi);
-            }
-        }
-        // scale[j][i] = d_i · da_j, stored so the pair loop broadcasts it from memory.
-        let d4 = _mm_setr_ps(d[0], d[1], d[2], d[3]);
-        let mut scale = [[0.0f32; 4]; RN];
-        for j in 0..RN {
-            // SAFETY: token j holds nb activation blocks (checked above): {d: f32,
-            // s: f32, qs: [i8; 32]}, read unaligned.
-            let ap = toks[j].as_ptr().add(b * ACT_SIZE);
-            let da = std::ptr::read_unaligned(ap as *const f32);
-            _mm_storeu_ps(scale[j].as_mut_ptr(), _mm_mul_ps(d4, _mm_set1_ps(da)));
-            if W::HAS_MIN {
-                let sa = std::ptr::read_unaligned(ap.add(4) as *const f32);
-                macc[j] = _mm_fmadd_ps(_mm_setr_ps(m[0], m[1], m[2], m[3]), _mm_set1_ps(sa), macc[j]);
-            }
-        }
-        for j in 0..RN {
-            // SAFETY: as above.
-            let a = _mm256_loadu_si256(toks[j].as_ptr().add(b * ACT_SIZE + 8) as *const __m256i);
+    for g in (0..nb).step_by(Q8_1_GROUP) {
+        let mut t = [[_mm256_setzero_ps(); RN]; RM];
+        for b in g..nb.min(g + Q8_1_GROUP) {
+            let mut q = [_mm256_setzero_si256(); RM];
+            let mut qabs = [_mm256_setzero_si256(); RM];
+            let mut dw = [_mm256_setzero_ps(); RM];
+            let mut m = [0.0f32; 4];
             for i in 0..RM {
-                let p16 = if W::HAS_MIN {
-                    _mm256_maddubs_epi16(q[i], a)
-                } else {
-                    _mm256_maddubs_epi16(qabs[i], _mm256_sign_epi8(a, q[i]))
-                };
-                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                acc[i][j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scale[j][i]), p, acc[i][j]);
+                // SAFETY: row i holds nb blocks (checked above).
+                let (qi, di, mi) = W::unpack(rows[i].as_ptr().add(b * W::SIZE));
+                q[i] = qi;
+                dw[i] = _mm256_set1_ps(di);
+                m[i] = mi;
+                if !W::HAS_MIN {
+                    qabs[i] = _mm256_sign_epi8(qi, qi);
+                }
+            }
+            let m4 = _mm_setr_ps(m[0], m[1], m[2], m[3]);
+            for j in 0..RN {
+                // SAFETY: token j holds nb activation blocks (checked above):
+                // {d: f32, s: f32, qs: [i8; 32]}, read unaligned.
+                let ap = toks[j].as_ptr().add(b * ACT_SIZE);
+                if W::HAS_MIN {
+                    macc[j] = _mm_fmadd_ps(m4, _mm_set1_ps(std::ptr::read_unaligned(ap.add(4) as *const f32)), macc[j]);
+                }
+                let a = _mm256_loadu_si256(ap.add(8) as *const __m256i);
+                for i in 0..RM {
+                    let p16 = if W::HAS_MIN {
+                        _mm256_maddubs_epi16(q[i], a)
+                    } else {
+                        _mm256_maddubs_epi16(qabs[i], _mm256_sign_epi8(a, q[i]))
+                    };
+                    let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                    t[i][j] = _mm256_fmadd_ps(dw[i], p, t[i][j]);
+                }
+            }
+        }
+        for j in 0..RN {
+            // SAFETY: as above; the group's scale is in each of its blocks.
+            let da = _mm256_set1_ps(std::ptr::read_unaligned(toks[j].as_ptr().add(g * ACT_SIZE) as *const f32));
+            for i in 0..RM {
+                acc[i][j] = _mm256_fmadd_ps(da, t[i][j], acc[i][j]);
             }
         }
     }

@@ -4,7 +4,7 @@
 //! After ggml `ggml-cpu/arch/x86/quants.c` `quantize_row_q8_0` (ggml-org/llama.cpp@04e1dd75).
 
 use super::hsum_epi32;
-use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K};
+use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K, Q8_1_GROUP};
 use std::arch::x86_64::*;
 
 /// Largest |x| over `v`.
@@ -52,17 +52,26 @@ fn scales(amax: f32) -> (f32, f32) {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
     assert_eq!(x.len(), y.len() * QK8_1, "quantize_row_q8_1: wrong lengths");
-    for (b, x) in y.iter_mut().zip(x.chunks_exact(QK8_1)) {
-        let p = x.as_ptr();
-        // SAFETY (loads): `x` has 32 values.
-        let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
-        let (d, id) = scales(amax(&v));
+    for (g, xg) in y.chunks_mut(Q8_1_GROUP).zip(x.chunks(Q8_1_GROUP * QK8_1)) {
+        let mut v = [_mm256_setzero_ps(); Q8_1_GROUP * QK8_1 / 8];
+        for (k, vk) in v.iter_mut().enumerate().take(xg.len() / 8) {
+            // SAFETY: 8k + 8 <= xg.len().
+            *vk = _mm256_loadu_ps(xg.as_ptr().add(8 * k));
+        }
+        let (d, id) = scales(amax(&v[..xg.len() / 8]));
         let idv = _mm256_set1_ps(id);
-        let q = [round_i32(v[0], idv), round_i32(v[1], idv), round_i32(v[2], idv), round_i32(v[3], idv)];
-        let sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
-        _mm256_storeu_si256(b.qs.as_mut_ptr() as *mut __m256i, pack(q));
-        b.d = d;
-        b.s = d * sum as f32;
+        for (c, b) in g.iter_mut().enumerate() {
+            let q = [
+                round_i32(v[4 * c], idv),
+                round_i32(v[4 * c + 1], idv),
+                round_i32(v[4 * c + 2], idv),
+                round_i32(v[4 * c + 3], idv),
+            ];
+            let sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+            _mm256_storeu_si256(b.qs.as_mut_ptr() as *mut __m256i, pack(q));
+            b.d = d;
+            b.s = d * sum as f32;
+        }
     }
 }
 
