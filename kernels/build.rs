@@ -32,7 +32,14 @@ fn main() {
     if env::var_os("CARGO_FEATURE_GPU").is_none() {
         return;
     }
-    for v in ["HIP_PLATFORM", "KQ_AMD_ARCHS", "KQ_CUDA_ARCHS", "CUDA_PATH", "ROCM_PATH", "PATH"] {
+    for v in [
+        "HIP_PLATFORM",
+        "KQ_AMD_ARCHS",
+        "KQ_CUDA_ARCHS",
+        "CUDA_PATH",
+        "ROCM_PATH",
+        "PATH",
+    ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
     let hip_dir = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join("hip");
@@ -48,11 +55,15 @@ fn main() {
     });
     sources.sort();
 
-    let Some(platform) = select_platform() else { return };
+    let Some(platform) = select_platform() else {
+        return;
+    };
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let (compiler, flags, name) = match &platform {
         Platform::Amd { hipcc } => {
-            let mut f: Vec<String> = ["-std=c++17", "-O3", "-fPIC", "-Wall"].map(String::from).to_vec();
+            let mut f: Vec<String> = ["-std=c++17", "-O3", "-fPIC", "-Wall"]
+                .map(String::from)
+                .to_vec();
             for arch in list_var("KQ_AMD_ARCHS", "gfx90a") {
                 f.push(format!("--offload-arch={arch}"));
             }
@@ -60,7 +71,9 @@ fn main() {
             (hipcc.clone(), f, "amd")
         }
         Platform::Nvidia { nvcc, .. } => {
-            let mut f: Vec<String> = ["-x", "cu", "-std=c++17", "-O3", "-Xcompiler", "-fPIC"].map(String::from).to_vec();
+            let mut f: Vec<String> = ["-x", "cu", "-std=c++17", "-O3", "-Xcompiler", "-fPIC"]
+                .map(String::from)
+                .to_vec();
             f.push(format!("-I{}", hip_dir.join("compat_nv").display()));
             f.push(format!("-I{}", hip_dir.display()));
             let archs = list_var("KQ_CUDA_ARCHS", "90");
@@ -76,15 +89,24 @@ fn main() {
     compile_all(&compiler, &flags, &sources, &headers, &hip_dir, &out);
     let lib = out.join("libkq.a");
     let _ = std::fs::remove_file(&lib);
-    let objects: Vec<PathBuf> = sources.iter().map(|s| object_path(s, &hip_dir, &out)).collect();
-    run(Command::new(env::var("AR").unwrap_or_else(|_| "ar".into())).arg("crs").arg(&lib).args(&objects));
+    let objects: Vec<PathBuf> = sources
+        .iter()
+        .map(|s| object_path(s, &hip_dir, &out))
+        .collect();
+    run(Command::new(env::var("AR").unwrap_or_else(|_| "ar".into()))
+        .arg("crs")
+        .arg(&lib)
+        .args(&objects));
 
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static=kq");
     match &platform {
         Platform::Amd { .. } => {
             if let Some(rocm) = env::var_os("ROCM_PATH") {
-                println!("cargo:rustc-link-search=native={}", Path::new(&rocm).join("lib").display());
+                println!(
+                    "cargo:rustc-link-search=native={}",
+                    Path::new(&rocm).join("lib").display()
+                );
             }
             println!("cargo:rustc-link-lib=dylib=amdhip64");
         }
@@ -136,22 +158,39 @@ fn select_platform() -> Option<Platform> {
 
 /// Compiles every source whose object is missing or older than the source, any
 /// header or the flags (recorded in a stamp file), in parallel (`NUM_JOBS`).
-fn compile_all(compiler: &Path, flags: &[String], sources: &[PathBuf], headers: &[PathBuf], hip_dir: &Path, out: &Path) {
+fn compile_all(
+    compiler: &Path,
+    flags: &[String],
+    sources: &[PathBuf],
+    headers: &[PathBuf],
+    hip_dir: &Path,
+    out: &Path,
+) {
     let stamp = out.join("kq-flags.txt");
     let flag_line = format!("{} {}", compiler.display(), flags.join(" "));
     let flags_same = std::fs::read_to_string(&stamp).is_ok_and(|s| s == flag_line);
-    let newest_header = headers.iter().filter_map(|h| mtime(h)).max().unwrap_or(SystemTime::UNIX_EPOCH);
+    let newest_header = headers
+        .iter()
+        .filter_map(|h| mtime(h))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let stale: Vec<&PathBuf> = sources
         .iter()
         .filter(|s| {
             let obj = object_path(s, hip_dir, out);
             match mtime(&obj) {
-                Some(t) => !flags_same || t < newest_header || mtime(s).map_or(true, |ts| t < ts),
+                Some(t) => {
+                    !flags_same || t < newest_header || !matches!(mtime(s), Some(ts) if ts <= t)
+                }
                 None => true,
             }
         })
         .collect();
-    let jobs: usize = env::var("NUM_JOBS").ok().and_then(|j| j.parse().ok()).unwrap_or(1).max(1);
+    let jobs: usize = env::var("NUM_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     for batch in stale.chunks(jobs) {
         let children: Vec<_> = batch
             .iter()
@@ -159,13 +198,18 @@ fn compile_all(compiler: &Path, flags: &[String], sources: &[PathBuf], headers: 
                 let obj = object_path(src, hip_dir, out);
                 let mut cmd = Command::new(compiler);
                 cmd.args(flags).arg("-c").arg(src).arg("-o").arg(&obj);
-                let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", compiler.display()));
+                let child = cmd
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot run {}: {e}", compiler.display()));
                 (cmd, child)
             })
             .collect();
         for (cmd, mut child) in children {
             let status = child.wait().expect("wait for the compiler");
-            assert!(status.success(), "kernel compilation failed ({status}): {cmd:?}");
+            assert!(
+                status.success(),
+                "kernel compilation failed ({status}): {cmd:?}"
+            );
         }
     }
     std::fs::write(&stamp, flag_line).expect("write the flags stamp");
@@ -196,17 +240,28 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
 }
 
 fn find_on_path(exe: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?).map(|d| d.join(exe)).find(|p| p.is_file())
+    env::split_paths(&env::var_os("PATH")?)
+        .map(|d| d.join(exe))
+        .find(|p| p.is_file())
 }
 
 /// A comma- or space-separated list from an environment variable, or the default.
 fn list_var(var: &str, default: &str) -> Vec<String> {
     let v = env::var(var).unwrap_or_default();
-    let v = if v.trim().is_empty() { default.to_string() } else { v };
-    v.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect()
+    let v = if v.trim().is_empty() {
+        default.to_string()
+    } else {
+        v
+    };
+    v.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn run(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(status.success(), "{cmd:?} failed: {status}");
 }

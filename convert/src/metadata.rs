@@ -11,18 +11,9 @@ use crate::error::ConvertError;
 use crate::options::{ConvertOptions, Input};
 use crate::tokenizer::Tokenizer;
 
-/// Metadata key: model name (the input directory's name, or `synthetic-<size>`).
-pub const KEY_NAME: &str = "general.name";
-/// Metadata key: the input path (or a description of the synthetic model).
-pub const KEY_SOURCE: &str = "general.source";
-/// Metadata key: `huggingface-safetensors`, `mamba_ssm-pytorch`, ... or `synthetic`.
-pub const KEY_SOURCE_FORMAT: &str = "general.source_format";
-/// Metadata key: `mamba-convert <version>`.
-pub const KEY_CONVERTER: &str = "general.converter";
-/// Metadata key: the preset name (`q4_k_m`, `f16`, ...).
-pub const KEY_QUANTIZATION: &str = "general.quantization";
-/// Metadata key: true for random weights from [`Input::Synthetic`] (always written).
-pub const KEY_SYNTHETIC: &str = "general.synthetic";
+pub use mamba_format::arch::{
+    KEY_CONVERTER, KEY_NAME, KEY_QUANTIZATION, KEY_SOURCE, KEY_SOURCE_FORMAT, KEY_SYNTHETIC,
+};
 
 /// What the metadata says about the input besides its hyper-parameters.
 pub struct Described {

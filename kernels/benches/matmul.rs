@@ -1,7 +1,19 @@
 //! Matmul throughput: weight GB/s and GFLOP/s for the shapes of mamba-130m
 //! (d_model 768), next to this machine's memory read bandwidth, with 1 and 2
-//! threads. Plain `harness = false` main; run with
-//! `cargo bench -p mamba-kernels --bench matmul [-- all-types]`.
+//! threads; then the selective scan and conv1d of one layer. Plain
+//! `harness = false` main:
+//!
+//! ```text
+//! cargo bench -p mamba-kernels --bench matmul                 # the table
+//! cargo bench -p mamba-kernels --bench matmul -- all-types    # every weight type
+//! cargo bench -p mamba-kernels --bench matmul -- shape=lm_head type=q8_0 n=1
+//! cargo bench -p mamba-kernels --bench matmul -- tune         # 1 thread, L2-resident, n = 1..64
+//! cargo bench -p mamba-kernels --bench matmul -- ops          # scan and conv1d only
+//! ```
+//!
+//! `tune` reports the fastest of many short calls, which stays meaningful on a
+//! machine shared with other work; the tile shapes in `cpu/x86_64/avx2/mod.rs`
+//! were chosen with it.
 //!
 //! Decode (n = 1) is bound by reading the weights, so its GB/s is best read as a
 //! fraction of the measured memory bandwidth (shapes larger than the last-level
@@ -28,7 +40,10 @@ fn time(min: Duration, mut f: impl FnMut()) -> f64 {
 
 /// CPU seconds used by this process so far (all threads).
 fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer for clock_gettime.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -50,8 +65,11 @@ fn cpu_time(reps: usize, mut f: impl FnMut()) -> f64 {
 
 /// `-- tune`: single-thread CPU-time GFLOP/s of every type at several token counts.
 fn tune() {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let (rows, cols) = (1024, 768);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (rows, cols) = (256, 768);
     let ns = [1usize, 2, 3, 4, 8, 64];
     print!("{:<6}", "type");
     for n in ns {
@@ -63,9 +81,11 @@ fn tune() {
         let w = WeightView::new(ty, rows, cols, &data).unwrap();
         print!("{:<6}", ty.name());
         for n in ns {
-            let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let x: Vec<f32> = (0..n * cols)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
             let mut y = vec![0.0f32; n * rows];
-            let reps = (2000 / n).max(30);
+            let reps = (4000 / n).max(150);
             let s = pool.install(|| cpu_time(reps, || mamba_kernels::matmul(&w, &x, n, &mut y)));
             print!(" {:>8.1}", 2.0 * (rows * cols * n) as f64 / s / 1e9);
         }
@@ -114,36 +134,168 @@ fn matrix(ty: QuantType, rows: usize, cols: usize) -> Vec<u8> {
     distinct.iter().cycle().take(rows * rb).copied().collect()
 }
 
+/// The selective scan and conv1d of one mamba-130m layer (d_inner 1536, N 16,
+/// K 4), one thread: the chosen kernels against the scalar references.
+fn ops(pool: &rayon::ThreadPool) {
+    use mamba_kernels::ops::scan::{ScanInputs, ScanParams};
+    let (d_inner, n, r) = (1536usize, 16usize, 48usize);
+    let k = cpu::kernels();
+    let a: Vec<f32> = (0..d_inner * n).map(|i| -((i % n) as f32 + 1.0)).collect();
+    let (d, bias) = (vec![1.0f32; d_inner], vec![-2.0f32; d_inner]);
+    let conv_w: Vec<f32> = (0..d_inner * 4)
+        .map(|i| (i % 7) as f32 * 0.1 - 0.3)
+        .collect();
+    println!();
+    for l in [1usize, 64] {
+        let wave = |m: usize, s: f32| -> Vec<f32> {
+            (0..m)
+                .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * s)
+                .collect()
+        };
+        let (x, dt, z, bc) = (
+            wave(l * d_inner, 1.0),
+            wave(l * d_inner, 2.0),
+            wave(l * d_inner, 2.0),
+            wave(l * (r + 2 * n), 1.0),
+        );
+        let p = ScanParams {
+            a: &a,
+            d: &d,
+            dt_bias: &bias,
+            d_state: n,
+        };
+        let inp = ScanInputs {
+            x: &x,
+            dt: &dt,
+            bc: &bc,
+            bc_stride: r + 2 * n,
+            b_off: r,
+            c_off: r + n,
+            z: &z,
+        };
+        let (mut h, mut y) = (vec![0.0f32; d_inner * n], vec![0.0f32; d_inner * l]);
+        let per = |secs: f64| secs / (l * d_inner) as f64 * 1e9;
+        // 32 channels per call, as the runtime splits the scan across threads.
+        let scan = |f: mamba_kernels::cpu::ScanFn, h: &mut [f32], y: &mut [f32]| {
+            for (c, (hc, yc)) in h.chunks_mut(32 * n).zip(y.chunks_mut(32 * l)).enumerate() {
+                f(&p, &inp, 32 * c, hc.len() / n, hc, yc);
+            }
+        };
+        let fast = pool.install(|| {
+            time(Duration::from_millis(300), || {
+                scan(k.selective_scan, &mut h, &mut y)
+            })
+        });
+        let slow = pool.install(|| {
+            time(Duration::from_millis(300), || {
+                scan(cpu::SCALAR.selective_scan, &mut h, &mut y)
+            })
+        });
+        println!(
+            "selective_scan L={l:<3} {}: {:.2} ns/channel/token, reference {:.2} ({:.1}×)",
+            k.name,
+            per(fast),
+            per(slow),
+            slow / fast
+        );
+        let (mut xc, mut st) = (x.clone(), vec![0.0f32; d_inner * 3]);
+        let fast = time(Duration::from_millis(300), || {
+            (k.conv1d_silu)(&mut xc, d_inner, &mut st, &conv_w, Some(&d))
+        });
+        let slow = time(Duration::from_millis(300), || {
+            (cpu::SCALAR.conv1d_silu)(&mut xc, d_inner, &mut st, &conv_w, Some(&d))
+        });
+        println!(
+            "conv1d_silu    L={l:<3} {}: {:.2} ns/channel/token, reference {:.2} ({:.1}×)",
+            k.name,
+            per(fast),
+            per(slow),
+            slow / fast
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "tune") {
         return tune();
     }
+    if std::env::args().any(|a| a == "ops") {
+        return ops(&rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap());
+    }
     let all = std::env::args().any(|a| a == "all-types");
+    // Optional filters: `shape=lm_head`, `n=1`.
+    let filter = |key: &str, v: &str| {
+        std::env::args()
+            .filter_map(|a| a.strip_prefix(&format!("{key}=")).map(str::to_owned))
+            .all(|f| f == v)
+    };
     let k = cpu::kernels();
-    println!("kernels: {} (MAMBA_FORCE_SCALAR={})", k.name, cpu::scalar_forced());
+    println!(
+        "kernels: {} (MAMBA_FORCE_SCALAR={})",
+        k.name,
+        cpu::scalar_forced()
+    );
     let bw = [memory_bandwidth(1), memory_bandwidth(2)];
-    println!("memory read bandwidth: 1 thread {:.1} GB/s, 2 threads {:.1} GB/s\n", bw[0], bw[1]);
+    println!(
+        "memory read bandwidth: 1 thread {:.1} GB/s, 2 threads {:.1} GB/s\n",
+        bw[0], bw[1]
+    );
 
-    let pools: Vec<_> = [1, 2].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+    let pools: Vec<_> = [1, 2]
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
     let types: Vec<QuantType> = if all {
         QuantType::ALL.to_vec()
     } else {
-        vec![QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K, QuantType::F16, QuantType::F32]
+        vec![
+            QuantType::Q8_0,
+            QuantType::Q4_0,
+            QuantType::Q4_K,
+            QuantType::F16,
+            QuantType::F32,
+        ]
     };
-    let shapes = [("in_proj", 3072, 768), ("out_proj", 768, 1536), ("lm_head", 50280, 768)];
+    let shapes = [
+        ("in_proj", 3072, 768),
+        ("x_proj", 80, 1536),
+        ("dt_proj", 1536, 48),
+        ("out_proj", 768, 1536),
+        ("lm_head", 50280, 768),
+    ];
     println!(
         "{:<9} {:<6} {:>3} {:>3} {:>9} {:>8} {:>9} {:>8} {:>8}",
         "matrix", "type", "n", "thr", "MB", "ms", "GB/s", "of bw", "GFLOP/s"
     );
-    for &(name, rows, cols) in &shapes {
-        for &ty in &types {
+    for &(name, rows, cols) in shapes.iter().filter(|s| filter("shape", s.0)) {
+        for &ty in types.iter().filter(|t| filter("type", t.name())) {
+            if ty.bytes_for(cols as u64).is_none() {
+                continue;
+            }
             let data = matrix(ty, rows, cols);
             let w = WeightView::new(ty, rows, cols, &data).unwrap();
-            for n in [1usize, 64] {
-                let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            for n in [1usize, 64]
+                .into_iter()
+                .filter(|n| filter("n", &n.to_string()))
+            {
+                let x: Vec<f32> = (0..n * cols)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                    .collect();
                 let mut y = vec![0.0f32; n * rows];
                 for (ti, pool) in pools.iter().enumerate() {
-                    let secs = pool.install(|| time(Duration::from_millis(400), || mamba_kernels::matmul(&w, &x, n, &mut y)));
+                    let secs = pool.install(|| {
+                        time(Duration::from_millis(400), || {
+                            mamba_kernels::matmul(&w, &x, n, &mut y)
+                        })
+                    });
                     let gbs = data.len() as f64 / secs / 1e9;
                     let gflops = 2.0 * (rows * cols * n) as f64 / secs / 1e9;
                     println!(
@@ -159,13 +311,26 @@ fn main() {
         }
     }
 
+    ops(&pools[0]);
+
     // The reference path on one shape, for scale.
     let ty = QuantType::Q8_0;
     let data = matrix(ty, 3072, 768);
     let w = WeightView::new(ty, 3072, 768, &data).unwrap();
     let x = vec![0.5f32; 768];
     let mut y = vec![0.0f32; 3072];
-    let fast = pools[1].install(|| time(Duration::from_millis(300), || mamba_kernels::matmul(&w, &x, 1, &mut y)));
-    let slow = pools[1].install(|| time(Duration::from_millis(300), || matmul_ref(&w, &x, 1, &mut y)));
-    println!("\nin_proj q8_0 n=1, 2 threads: {} {:.3} ms vs matmul_ref {:.3} ms ({:.1}×)", k.name, fast * 1e3, slow * 1e3, slow / fast);
+    let fast = pools[1].install(|| {
+        time(Duration::from_millis(300), || {
+            mamba_kernels::matmul(&w, &x, 1, &mut y)
+        })
+    });
+    let slow =
+        pools[1].install(|| time(Duration::from_millis(300), || matmul_ref(&w, &x, 1, &mut y)));
+    println!(
+        "\nin_proj q8_0 n=1, 2 threads: {} {:.3} ms vs matmul_ref {:.3} ms ({:.1}×)",
+        k.name,
+        fast * 1e3,
+        slow * 1e3,
+        slow / fast
+    );
 }

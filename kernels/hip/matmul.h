@@ -166,9 +166,12 @@ int launch_matmul(const MambaMatmulParams* pp, hipStream_t s) {
     const MambaMatmulParams& p = *pp;
     int v = p.variant;
     if (v == 0) {
-        if (p.n <= 8 || p.rows < 512) v = 1;  // decode, or a narrow matrix (x_proj)
-        else if (p.n <= 32) v = 2;
-        else v = 3;
+        // Up to 32 tokens (decode of small batches) or a narrow matrix (x_proj): the
+        // weights are streamed once per 8 tokens, the extra passes mostly from L2.
+        // Else tiles, the 128-token ones when they still make enough blocks.
+        if (p.n <= 32 || p.rows < 512) v = 1;
+        else if (long(cdiv(p.rows, 128)) * cdiv(p.n, 128) >= 256) v = 3;
+        else v = 2;
     }
     const dim3 block(MM_THREADS);
     switch (v) {

@@ -10,6 +10,13 @@ use rayon::prelude::*;
 
 /// Computes `y[t][r] = Σ_c W[r][c] · x[t][c]` for `n` tokens.
 ///
+/// With the SIMD and generic tables, quantized weight types multiply quantized
+/// activations (8-bit, one scale per 256 values; see [`crate::cpu::act`]), so the
+/// result differs from [`matmul_ref`] within [`crate::cpu::act_nmse_budget`]; F32,
+/// F16 and BF16 weights keep f32 activations (only the summation order differs).
+/// Each output depends only on its weight row and token: not on `n`, the other
+/// tokens, or the thread count.
+///
 /// # Panics
 /// If the slice lengths disagree with `w`'s shape and `n` (a caller bug).
 pub fn matmul(w: &WeightView<'_>, x: &[f32], n: usize, y: &mut [f32]) {
@@ -27,11 +34,14 @@ const ROWS_PER_TASK: usize = 16;
 pub fn matmul_ref(w: &WeightView<'_>, x: &[f32], n: usize, y: &mut [f32]) {
     for t in 0..n {
         let xt = &x[t * w.cols..(t + 1) * w.cols];
-        y[t * w.rows..(t + 1) * w.rows].par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(i, ys)| {
-            for (j, out) in ys.iter_mut().enumerate() {
-                *out = dot_ref(w.ty, w.row(i * ROWS_PER_TASK + j), xt);
-            }
-        });
+        y[t * w.rows..(t + 1) * w.rows]
+            .par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(i, ys)| {
+                for (j, out) in ys.iter_mut().enumerate() {
+                    *out = dot_ref(w.ty, w.row(i * ROWS_PER_TASK + j), xt);
+                }
+            });
     }
 }
 
@@ -39,7 +49,7 @@ pub fn matmul_ref(w: &WeightView<'_>, x: &[f32], n: usize, y: &mut [f32]) {
 /// time into a stack buffer (the scalar reference for every type).
 pub fn dot_ref(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
     if ty == QuantType::F32 {
-        return dot_f32(bytemuck_f32(row).as_deref().unwrap_or(&[]), x, row);
+        return dot_f32(bytemuck_f32(row).unwrap_or(&[]), x, row);
     }
     // Float types have 1-element blocks: dequantize them 32 at a time (the last
     // group may be shorter); quantized types one block at a time.
@@ -49,7 +59,10 @@ pub fn dot_ref(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
     let mut c = 0;
     while c < x.len() {
         let len = group.min(x.len() - c);
-        let (b0, b1) = (c / ty.block_size() * ty.type_size(), (c + len) / ty.block_size() * ty.type_size());
+        let (b0, b1) = (
+            c / ty.block_size() * ty.type_size(),
+            (c + len) / ty.block_size() * ty.type_size(),
+        );
         let b = &mut buf[..len];
         ty.dequantize_row(&row[b0..b1], b);
         acc += dot_plain(b, &x[c..c + len]);
@@ -80,7 +93,12 @@ pub fn dot_plain(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (xa, xb) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += xa[i] * xb[i];

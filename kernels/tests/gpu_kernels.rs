@@ -6,7 +6,9 @@
 //! `mamba_kernels::gpu::test_device`.
 
 use mamba_format::QuantType;
-use mamba_kernels::gpu::{self, ConvArgs, DeviceBuffer, DeviceWeight, GpuError, Mat, MatMut, MatmulArgs, MatmulKernel};
+use mamba_kernels::gpu::{
+    self, ConvArgs, DeviceBuffer, DeviceWeight, GpuError, Mat, MatMut, MatmulArgs, MatmulKernel,
+};
 use mamba_kernels::gpu::{NormArgs, RowSelect, ScanArgs, SegTable, StateMut};
 use mamba_kernels::matmul::dot_ref;
 use mamba_kernels::ops::conv1d::conv1d_silu_ref;
@@ -79,7 +81,10 @@ fn test_cols(ty: QuantType) -> usize {
 fn without_gpu_support_calls_say_so() {
     if gpu::platform().is_none() {
         assert!(matches!(gpu::device_count(), Err(GpuError::NotCompiled)));
-        assert!(matches!(DeviceBuffer::<f32>::alloc(4, "x"), Err(GpuError::NotCompiled)));
+        assert!(matches!(
+            DeviceBuffer::<f32>::alloc(4, "x"),
+            Err(GpuError::NotCompiled)
+        ));
         assert!(gpu::error_string(-1).contains("no GPU support"));
     }
     // Empty buffers never touch the device.
@@ -112,7 +117,23 @@ fn matmul_matches_dot_ref_for_every_type_and_kernel() {
                 let x = rng.vec(n * ldx, -1.0, 1.0);
                 let y0 = rng.vec(n * ldy, -1.0, 1.0);
                 let x_d = DeviceBuffer::from_slice(&x, "x").unwrap();
-                for kernel in [MatmulKernel::Auto, MatmulKernel::Matvec, MatmulKernel::Tile32, MatmulKernel::Tile128] {
+                // s[t][r] = bias[r] + W[r]·x[t] by the reference, and the error scale.
+                let mut s = vec![0.0f32; n * rows];
+                let mut scale = 1.0f32;
+                for t in 0..n {
+                    let xt = &x[t * ldx..t * ldx + cols];
+                    for r in 0..rows {
+                        s[t * rows + r] = dot_ref(ty, view.row(r), xt) + bias[r];
+                        let abs: f32 = deq[r].iter().zip(xt).map(|(a, b)| (a * b).abs()).sum();
+                        scale = scale.max(abs + bias[r].abs() + 1.0);
+                    }
+                }
+                for kernel in [
+                    MatmulKernel::Auto,
+                    MatmulKernel::Matvec,
+                    MatmulKernel::Tile32,
+                    MatmulKernel::Tile128,
+                ] {
                     for accumulate in [false, true] {
                         let mut y_d = DeviceBuffer::from_slice(&y0, "y").unwrap();
                         gpu::matmul(MatmulArgs {
@@ -125,21 +146,20 @@ fn matmul_matches_dot_ref_for_every_type_and_kernel() {
                             kernel,
                         })
                         .unwrap();
-                        let got = y_d.to_vec().unwrap();
                         let mut want = y0.clone();
-                        let mut scale = 0.0f32;
                         for t in 0..n {
-                            let xt = &x[t * ldx..t * ldx + cols];
                             for r in 0..rows {
-                                let s = dot_ref(ty, view.row(r), xt) + bias[r];
                                 let y = &mut want[t * ldy + r];
-                                *y = if accumulate { *y + s } else { s };
-                                let abs: f32 = deq[r].iter().zip(xt).map(|(a, b)| (a * b).abs()).sum();
-                                scale = scale.max(abs + bias[r].abs() + 1.0);
+                                *y = if accumulate {
+                                    *y + s[t * rows + r]
+                                } else {
+                                    s[t * rows + r]
+                                };
                             }
                         }
-                        let what = format!("matmul {ty} {rows}x{cols} n={n} {kernel:?} acc={accumulate}");
-                        assert_close(&got, &want, scale, 1e-5, &what);
+                        let what =
+                            format!("matmul {ty} {rows}x{cols} n={n} {kernel:?} acc={accumulate}");
+                        assert_close(&y_d.to_vec().unwrap(), &want, scale, 1e-5, &what);
                     }
                 }
             }
@@ -179,24 +199,56 @@ fn rmsnorm_matches_reference_on_all_rows_and_segment_ends() {
     let (d, rows, ldx) = (77, 5, 80);
     let x = rng.vec(rows * ldx, -3.0, 3.0);
     let w = rng.vec(d, 0.5, 1.5);
-    let (x_d, w_d) = (DeviceBuffer::from_slice(&x, "x").unwrap(), DeviceBuffer::from_slice(&w, "w").unwrap());
-    let packed: Vec<f32> = (0..rows).flat_map(|r| x[r * ldx..r * ldx + d].to_vec()).collect();
+    let (x_d, w_d) = (
+        DeviceBuffer::from_slice(&x, "x").unwrap(),
+        DeviceBuffer::from_slice(&w, "w").unwrap(),
+    );
+    let packed: Vec<f32> = (0..rows)
+        .flat_map(|r| x[r * ldx..r * ldx + d].to_vec())
+        .collect();
     let mut want_all = vec![0.0; rows * d];
     rmsnorm(&packed, &w, 1e-5, &mut want_all);
 
     let mut out_d = DeviceBuffer::zeroed(rows * d, "out").unwrap();
-    let args = NormArgs { x: Mat::new(&x_d, 0, ldx), w: &w_d, eps: 1e-5, rows: RowSelect::All(rows), out: MatMut::new(&mut out_d, 0, d) };
+    let args = NormArgs {
+        x: Mat::new(&x_d, 0, ldx),
+        w: &w_d,
+        eps: 1e-5,
+        rows: RowSelect::All(rows),
+        out: MatMut::new(&mut out_d, 0, d),
+    };
     gpu::rmsnorm(args).unwrap();
-    assert_close(&out_d.to_vec().unwrap(), &want_all, max_abs(&want_all), 1e-6, "rmsnorm all rows");
+    assert_close(
+        &out_d.to_vec().unwrap(),
+        &want_all,
+        max_abs(&want_all),
+        1e-6,
+        "rmsnorm all rows",
+    );
 
     // Segments of 2, 1 and 2 tokens: their last rows are 1, 2 and 4.
     let mut segs = SegTable::new();
     segs.set(&[2, 1, 2], &[0, 1, 2]).unwrap();
     let mut out_d = DeviceBuffer::zeroed(3 * d, "out").unwrap();
-    let args = NormArgs { x: Mat::new(&x_d, 0, ldx), w: &w_d, eps: 1e-5, rows: RowSelect::SegmentLast(&segs), out: MatMut::new(&mut out_d, 0, d) };
+    let args = NormArgs {
+        x: Mat::new(&x_d, 0, ldx),
+        w: &w_d,
+        eps: 1e-5,
+        rows: RowSelect::SegmentLast(&segs),
+        out: MatMut::new(&mut out_d, 0, d),
+    };
     gpu::rmsnorm(args).unwrap();
-    let want: Vec<f32> = [1, 2, 4].iter().flat_map(|&r| want_all[r * d..(r + 1) * d].to_vec()).collect();
-    assert_close(&out_d.to_vec().unwrap(), &want, max_abs(&want), 1e-6, "rmsnorm segment ends");
+    let want: Vec<f32> = [1, 2, 4]
+        .iter()
+        .flat_map(|&r| want_all[r * d..(r + 1) * d].to_vec())
+        .collect();
+    assert_close(
+        &out_d.to_vec().unwrap(),
+        &want,
+        max_abs(&want),
+        1e-6,
+        "rmsnorm segment ends",
+    );
 }
 
 /// Segment lengths and (shuffled) state slots used by the sequence kernels.
@@ -225,7 +277,11 @@ fn conv1d_silu_matches_reference_per_segment() {
         gpu::conv1d_silu(ConvArgs {
             x: Mat::new(&x_d, 0, ldx),
             out: MatMut::new(&mut out_d, 0, di),
-            state: StateMut { buf: &mut st_d, offset: 0, slots: N_SLOTS },
+            state: StateMut {
+                buf: &mut st_d,
+                offset: 0,
+                slots: N_SLOTS,
+            },
             w: &w_d,
             bias: with_bias.then_some(&b_d),
             segs: &segs,
@@ -239,14 +295,34 @@ fn conv1d_silu_matches_reference_per_segment() {
         let per = di * (k - 1);
         let mut t0 = 0;
         for (&len, &slot) in SEG_LENS.iter().zip(&SEG_SLOTS) {
-            let mut xs: Vec<f32> = (t0..t0 + len).flat_map(|r| x[r * ldx..r * ldx + di].to_vec()).collect();
-            conv1d_silu_ref(&mut xs, di, &mut state[slot * per..(slot + 1) * per], &w, with_bias.then_some(&bias[..]));
+            let mut xs: Vec<f32> = (t0..t0 + len)
+                .flat_map(|r| x[r * ldx..r * ldx + di].to_vec())
+                .collect();
+            conv1d_silu_ref(
+                &mut xs,
+                di,
+                &mut state[slot * per..(slot + 1) * per],
+                &w,
+                with_bias.then_some(&bias[..]),
+            );
             want[t0 * di..(t0 + len) * di].copy_from_slice(&xs);
             t0 += len;
         }
         let what = format!("conv1d d_inner={di} k={k}");
-        assert_close(&out_d.to_vec().unwrap(), &want, max_abs(&want), 1e-5, &format!("{what} output"));
-        assert_close(&st_d.to_vec().unwrap(), &state, max_abs(&state), 0.0, &format!("{what} state"));
+        assert_close(
+            &out_d.to_vec().unwrap(),
+            &want,
+            max_abs(&want),
+            1e-5,
+            &format!("{what} output"),
+        );
+        assert_close(
+            &st_d.to_vec().unwrap(),
+            &state,
+            max_abs(&state),
+            0.0,
+            &format!("{what} state"),
+        );
     }
 }
 
@@ -261,12 +337,22 @@ fn selective_scan_matches_reference_per_segment() {
         let dt = rng.vec(t * di, -4.0, 1.0);
         let bc = rng.vec(t * ldbc, -1.0, 1.0);
         let z = rng.vec(t * 2 * di, -2.0, 2.0); // the second half of (x | z)
-        let a: Vec<f32> = (0..di * n).map(|i| -((i % n) as f32 + 1.0) * rng.uniform(0.5, 1.5)).collect();
+        let a: Vec<f32> = (0..di * n)
+            .map(|i| -((i % n) as f32 + 1.0) * rng.uniform(0.5, 1.5))
+            .collect();
         let d = rng.vec(di, 0.5, 1.5);
         let dt_bias = rng.vec(di, -4.0, -1.0);
         let h0 = rng.vec(N_SLOTS * di * n, -1.0, 1.0);
         let up = |v: &[f32]| DeviceBuffer::from_slice(v, "input").unwrap();
-        let (x_d, dt_d, bc_d, z_d, a_d, d_d, db_d) = (up(&x), up(&dt), up(&bc), up(&z), up(&a), up(&d), up(&dt_bias));
+        let (x_d, dt_d, bc_d, z_d, a_d, d_d, db_d) = (
+            up(&x),
+            up(&dt),
+            up(&bc),
+            up(&z),
+            up(&a),
+            up(&d),
+            up(&dt_bias),
+        );
         let mut h_d = up(&h0);
         let mut y_d = DeviceBuffer::zeroed(t * di, "y").unwrap();
         let mut segs = SegTable::new();
@@ -279,7 +365,11 @@ fn selective_scan_matches_reference_per_segment() {
             c_off: r + n,
             z: Mat::new(&z_d, di, 2 * di),
             y: MatMut::new(&mut y_d, 0, di),
-            h: StateMut { buf: &mut h_d, offset: 0, slots: N_SLOTS },
+            h: StateMut {
+                buf: &mut h_d,
+                offset: 0,
+                slots: N_SLOTS,
+            },
             a: &a_d,
             d: &d_d,
             dt_bias: &db_d,
@@ -291,11 +381,19 @@ fn selective_scan_matches_reference_per_segment() {
 
         let mut want = vec![0.0f32; t * di];
         let mut h = h0.clone();
-        let p = ScanParams { a: &a, d: &d, dt_bias: &dt_bias, d_state: n };
+        let p = ScanParams {
+            a: &a,
+            d: &d,
+            dt_bias: &dt_bias,
+            d_state: n,
+        };
         let mut t0 = 0;
         for (&len, &slot) in SEG_LENS.iter().zip(&SEG_SLOTS) {
             let rows = t0..t0 + len;
-            let zs: Vec<f32> = rows.clone().flat_map(|i| z[i * 2 * di + di..(i + 1) * 2 * di].to_vec()).collect();
+            let zs: Vec<f32> = rows
+                .clone()
+                .flat_map(|i| z[i * 2 * di + di..(i + 1) * 2 * di].to_vec())
+                .collect();
             let inp = ScanInputs {
                 x: &x[rows.start * di..rows.end * di],
                 dt: &dt[rows.start * di..rows.end * di],
@@ -306,7 +404,14 @@ fn selective_scan_matches_reference_per_segment() {
                 z: &zs,
             };
             let mut y_t = vec![0.0f32; di * len];
-            selective_scan_ref(&p, &inp, 0, di, &mut h[slot * di * n..(slot + 1) * di * n], &mut y_t);
+            selective_scan_ref(
+                &p,
+                &inp,
+                0,
+                di,
+                &mut h[slot * di * n..(slot + 1) * di * n],
+                &mut y_t,
+            );
             for c in 0..di {
                 for i in 0..len {
                     want[(t0 + i) * di + c] = y_t[c * len + i];
@@ -315,8 +420,20 @@ fn selective_scan_matches_reference_per_segment() {
             t0 += len;
         }
         let what = format!("scan d_inner={di} N={n}");
-        assert_close(&y_d.to_vec().unwrap(), &want, max_abs(&want), 1e-5, &format!("{what} y"));
-        assert_close(&h_d.to_vec().unwrap(), &h, max_abs(&h), 1e-5, &format!("{what} state"));
+        assert_close(
+            &y_d.to_vec().unwrap(),
+            &want,
+            max_abs(&want),
+            1e-5,
+            &format!("{what} y"),
+        );
+        assert_close(
+            &h_d.to_vec().unwrap(),
+            &h,
+            max_abs(&h),
+            1e-5,
+            &format!("{what} state"),
+        );
     }
 }
 
@@ -325,7 +442,11 @@ fn bad_arguments_are_errors_not_faults() {
     let Some(_) = gpu::test_device() else { return };
     let mut rng = Rng(6);
     let data = random_matrix(QuantType::Q8_0, 4, 64, &mut rng);
-    let w = DeviceWeight::upload(&WeightView::new(QuantType::Q8_0, 4, 64, &data).unwrap(), "w").unwrap();
+    let w = DeviceWeight::upload(
+        &WeightView::new(QuantType::Q8_0, 4, 64, &data).unwrap(),
+        "w",
+    )
+    .unwrap();
     let x = DeviceBuffer::<f32>::zeroed(64, "x").unwrap();
     let mut y = DeviceBuffer::<f32>::zeroed(4, "y").unwrap();
     // Two tokens do not fit one-row buffers.
@@ -340,12 +461,21 @@ fn bad_arguments_are_errors_not_faults() {
     });
     assert!(matches!(r, Err(GpuError::Invalid(_))), "{r:?}");
     let mut segs = SegTable::new();
-    assert!(segs.set(&[1, 2], &[0, 0]).is_err(), "a slot shared by two segments");
+    assert!(
+        segs.set(&[1, 2], &[0, 0]).is_err(),
+        "a slot shared by two segments"
+    );
     assert!(segs.set(&[1, 0], &[0, 1]).is_err(), "an empty segment");
     // Out of memory is a named error, and the device stays usable.
     match DeviceBuffer::<u8>::alloc(1 << 50, "a petabyte") {
         Err(GpuError::OutOfMemory { what, .. }) => assert_eq!(what, "a petabyte"),
         other => panic!("expected OutOfMemory, got {other:?}"),
     }
-    assert_eq!(DeviceBuffer::from_slice(&[1.0f32, 2.0], "after").unwrap().to_vec().unwrap(), [1.0, 2.0]);
+    assert_eq!(
+        DeviceBuffer::from_slice(&[1.0f32, 2.0], "after")
+            .unwrap()
+            .to_vec()
+            .unwrap(),
+        [1.0, 2.0]
+    );
 }

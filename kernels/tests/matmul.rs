@@ -36,7 +36,15 @@ fn lengths(ty: QuantType) -> Vec<usize> {
 }
 
 /// Checks every output; returns the worst `|Δ| / Σ|w·x|`.
-fn check_close(what: &str, m: &Matrix, x: &[f32], n: usize, got: &[f32], want: &[f32], tol: f64) -> f64 {
+fn check_close(
+    what: &str,
+    m: &Matrix,
+    x: &[f32],
+    n: usize,
+    got: &[f32],
+    want: &[f32],
+    tol: f64,
+) -> f64 {
     let mut worst = 0.0f64;
     for t in 0..n {
         let xt = &x[t * m.cols..(t + 1) * m.cols];
@@ -75,7 +83,10 @@ fn simd_matmul_matches_portable_on_every_type_and_shape() {
                     worst = worst.max(check_close(k.name, &m, &x, n, &got, &want, SIMD_TOL));
                 }
             }
-            eprintln!("{} {ty}: worst |Δ|/Σ|w·x| vs portable {worst:.2e} (tolerance {SIMD_TOL:.0e})", k.name);
+            eprintln!(
+                "{} {ty}: worst |Δ|/Σ|w·x| vs portable {worst:.2e} (tolerance {SIMD_TOL:.0e})",
+                k.name
+            );
         }
     }
 }
@@ -87,12 +98,16 @@ fn dequantized_acts(ty: QuantType, x: &[f32]) -> Vec<f32> {
         act::ActType::Q8_1 => {
             let mut b = vec![bytemuck::Zeroable::zeroed(); x.len() / 32];
             cpu::scalar::quantize_row_q8_1_ref(x, &mut b);
-            b.iter().flat_map(|b: &act::BlockQ8_1| b.qs.map(|q| q as f32 * b.d)).collect()
+            b.iter()
+                .flat_map(|b: &act::BlockQ8_1| b.qs.map(|q| q as f32 * b.d))
+                .collect()
         }
         act::ActType::Q8K => {
             let mut b = vec![bytemuck::Zeroable::zeroed(); x.len() / 256];
             cpu::scalar::quantize_row_q8_k_ref(x, &mut b);
-            b.iter().flat_map(|b: &act::BlockQ8K| b.qs.map(|q| q as f32 * b.d)).collect()
+            b.iter()
+                .flat_map(|b: &act::BlockQ8K| b.qs.map(|q| q as f32 * b.d))
+                .collect()
         }
     }
 }
@@ -115,12 +130,20 @@ fn quantized_activations_stay_within_budget_of_matmul_ref() {
             let xq = dequantized_acts(ty, &x);
             for t in 0..n {
                 let (xt, xqt) = (&x[t * cols..(t + 1) * cols], &xq[t * cols..(t + 1) * cols]);
-                let act_err: f64 = xt.iter().zip(xqt).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+                let act_err: f64 = xt
+                    .iter()
+                    .zip(xqt)
+                    .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 let x_norm: f64 = xt.iter().map(|&a| (a as f64).powi(2)).sum::<f64>().sqrt();
                 for r in 0..rows {
                     let (g, w) = (got[t * rows + r] as f64, want[t * rows + r] as f64);
                     let bound = m.row_norm(r) * act_err + 1e-5 * m.abs_dot(r, xt) + 1e-30;
-                    assert!((g - w).abs() <= bound, "{ty}: y[{t}][{r}] = {g}, ref {w}, bound {bound:e}");
+                    assert!(
+                        (g - w).abs() <= bound,
+                        "{ty}: y[{t}][{r}] = {g}, ref {w}, bound {bound:e}"
+                    );
                     worst_rel = worst_rel.max((g - w).abs() / (m.row_norm(r) * x_norm));
                     se += (g - w).powi(2);
                     sy += w.powi(2);
@@ -148,7 +171,12 @@ fn a_tokens_result_does_not_depend_on_the_batch() {
             let all = run(k, &m, &x, n);
             for t in 0..n {
                 let one = run(k, &m, &x[t * cols..(t + 1) * cols], 1);
-                assert_eq!(one, all[t * rows..(t + 1) * rows], "{} {ty}: token {t}", k.name);
+                assert_eq!(
+                    one,
+                    all[t * rows..(t + 1) * rows],
+                    "{} {ty}: token {t}",
+                    k.name
+                );
             }
         }
     }
@@ -158,8 +186,14 @@ fn a_tokens_result_does_not_depend_on_the_batch() {
 #[test]
 fn thread_count_does_not_change_results() {
     let mut rng = Rng::new(4);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
     let mut tables = simd_tables();
     tables.push(&GENERIC);
     for k in tables {

@@ -5,11 +5,16 @@ mod common;
 
 use bytemuck::Zeroable;
 use common::*;
-use mamba_kernels::cpu::act::{BlockQ8K, BlockQ8_1};
+use mamba_kernels::cpu::act::{BlockQ8K, BlockQ8_1, Q8_1_GROUP};
 use mamba_kernels::cpu::scalar::{quantize_row_q8_1_ref, quantize_row_q8_k_ref};
 
 fn inputs(rng: &mut Rng, len: usize) -> Vec<Vec<f32>> {
-    let mut v = vec![rng.normals(len, 1.0), rng.normals(len, 1e-30), rng.normals(len, 1e30), vec![0.0; len]];
+    let mut v = vec![
+        rng.normals(len, 1.0),
+        rng.normals(len, 1e-30),
+        rng.normals(len, 1e30),
+        vec![0.0; len],
+    ];
     // Exact halves (ties), a lone spike, negative zeros.
     let mut ties: Vec<f32> = (0..len).map(|i| (i as f32 - 64.0) * 0.5).collect();
     ties[0] = 127.0;
@@ -31,7 +36,12 @@ fn simd_q8_1_quantizer_is_bit_identical() {
                 quantize_row_q8_1_ref(&x, &mut a);
                 // SAFETY: `k` comes from cpu::simd(), so this CPU supports it.
                 unsafe { (mk.quantize_q8_1)(&x, &mut b) };
-                assert_eq!(bytemuck::cast_slice::<_, u8>(&a), bytemuck::cast_slice::<_, u8>(&b), "{} nb {nb}", k.name);
+                assert_eq!(
+                    bytemuck::cast_slice::<_, u8>(&a),
+                    bytemuck::cast_slice::<_, u8>(&b),
+                    "{} nb {nb}",
+                    k.name
+                );
             }
         }
     }
@@ -48,7 +58,12 @@ fn simd_q8_k_quantizer_is_bit_identical() {
                 quantize_row_q8_k_ref(&x, &mut a);
                 // SAFETY: `k` comes from cpu::simd(), so this CPU supports it.
                 unsafe { (mk.quantize_q8_k)(&x, &mut b) };
-                assert_eq!(bytemuck::cast_slice::<_, u8>(&a), bytemuck::cast_slice::<_, u8>(&b), "{} nb {nb}", k.name);
+                assert_eq!(
+                    bytemuck::cast_slice::<_, u8>(&a),
+                    bytemuck::cast_slice::<_, u8>(&b),
+                    "{} nb {nb}",
+                    k.name
+                );
             }
         }
     }
@@ -57,11 +72,15 @@ fn simd_q8_k_quantizer_is_bit_identical() {
 #[test]
 fn reference_quantizers_meet_their_definition() {
     let mut rng = Rng::new(12);
-    let x = rng.normals(512, 2.0);
-    let mut b = vec![BlockQ8_1::zeroed(); 16];
+    // 19 blocks: two full groups of 8 and a short one of 3.
+    let x = rng.normals(19 * 32, 2.0);
+    let mut b = vec![BlockQ8_1::zeroed(); 19];
     quantize_row_q8_1_ref(&x, &mut b);
-    for (blk, xs) in b.iter().zip(x.chunks_exact(32)) {
-        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (i, (blk, xs)) in b.iter().zip(x.chunks_exact(32)).enumerate() {
+        let g = i / Q8_1_GROUP * Q8_1_GROUP * 32;
+        let amax = x[g..(g + Q8_1_GROUP * 32).min(x.len())]
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
         assert_eq!(blk.d, amax / 127.0);
         assert!(blk.qs.iter().all(|&q| q != -128));
         let sum: i32 = blk.qs.iter().map(|&q| q as i32).sum();
@@ -71,10 +90,16 @@ fn reference_quantizers_meet_their_definition() {
         }
     }
     let mut k = vec![BlockQ8K::zeroed(); 2];
-    quantize_row_q8_k_ref(&x, &mut k);
+    quantize_row_q8_k_ref(&x[..512], &mut k);
     for blk in &k {
         for (g, &s) in blk.bsums.iter().enumerate() {
-            assert_eq!(s as i32, blk.qs[16 * g..16 * g + 16].iter().map(|&q| q as i32).sum::<i32>());
+            assert_eq!(
+                s as i32,
+                blk.qs[16 * g..16 * g + 16]
+                    .iter()
+                    .map(|&q| q as i32)
+                    .sum::<i32>()
+            );
         }
     }
 }

@@ -77,7 +77,11 @@ impl ActType {
         match ty {
             QuantType::F32 | QuantType::F16 | QuantType::BF16 => ActType::F32,
             QuantType::Q4_K | QuantType::Q5_K | QuantType::Q6_K => ActType::Q8K,
-            QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q5_0 | QuantType::Q5_1 | QuantType::Q8_0 => ActType::Q8_1,
+            QuantType::Q4_0
+            | QuantType::Q4_1
+            | QuantType::Q5_0
+            | QuantType::Q5_1
+            | QuantType::Q8_0 => ActType::Q8_1,
         }
     }
 

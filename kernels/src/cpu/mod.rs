@@ -14,9 +14,9 @@
 //! (`is_x86_feature_detected!`), and the AVX2 functions carry their own
 //! `#[target_feature]`.
 //!
-//! The tiled tables quantize activations like ggml does (see [`act`]), so their
-//! results differ from [`matmul_ref`] by a documented, tested budget per weight type
-//! ([`act_nmse_budget`]). F32, F16 and BF16 weights keep f32 activations on every path.
+//! The tiled tables quantize activations to 8 bits, as ggml does (see [`act`]), so
+//! their results differ from [`matmul_ref`] by a documented, tested budget per
+//! weight type ([`act_nmse_budget`]). F32, F16 and BF16 weights keep f32 activations on every path.
 //! AVX-512 and NEON paths are not written: the development machine has neither, and
 //! untested SIMD code is not shipped.
 //!
@@ -121,6 +121,11 @@ pub struct TypeKernel {
     pub toks_per_tile: usize,
     /// The tile kernel.
     pub tile: tile::TileFn,
+    /// Weight rows per tile when there is a single token (decode).
+    pub decode_rows_per_tile: usize,
+    /// The tile kernel for a single token: the same arithmetic per output as
+    /// `tile`, with a tile shape suited to streaming the weights once.
+    pub decode_tile: tile::TileFn,
 }
 
 /// The matmul kernels of one instruction set: activation quantizers and one row
@@ -138,6 +143,9 @@ pub struct MatmulKernels {
 impl MatmulKernels {
     /// The row for `ty`.
     pub fn get(&self, ty: QuantType) -> &TypeKernel {
-        self.types.iter().find(|k| k.ty == ty).expect("every QuantType has a kernel row")
+        self.types
+            .iter()
+            .find(|k| k.ty == ty)
+            .expect("every QuantType has a kernel row")
     }
 }

@@ -39,13 +39,14 @@ pub const NR: usize = 8;
 /// # Safety
 /// The CPU must support the instruction set of the table the kernel belongs to.
 /// Kernels check slice lengths themselves (and panic on a mismatch).
-pub type TileFn = unsafe fn(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]);
+pub type TileFn =
+    unsafe fn(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]);
 
 /// Tokens whose activations one task keeps hot while walking its rows.
 const TOKEN_BLOCK: usize = 64;
 /// Below this many (weight bytes × tokens), the calling thread does the whole
 /// matmul: splitting costs more than it saves.
-const PAR_MIN_WORK: usize = 96 << 10;
+const PAR_MIN_WORK: usize = 192 << 10;
 /// Tasks per thread, for load balance.
 const TASKS_PER_THREAD: usize = 4;
 
@@ -58,10 +59,20 @@ thread_local! {
 ///
 /// # Safety
 /// The CPU must support the instruction set of `mk`.
-pub unsafe fn matmul_tiled(mk: &MatmulKernels, w: &WeightView<'_>, x: &[f32], n: usize, y: &mut [f32]) {
+pub unsafe fn matmul_tiled(
+    mk: &MatmulKernels,
+    w: &WeightView<'_>,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+) {
     assert_eq!(x.len(), n * w.cols, "x has the wrong length");
     assert_eq!(y.len(), n * w.rows, "y has the wrong length");
-    assert_eq!(w.data.len(), w.rows * w.row_bytes(), "weight view has the wrong length");
+    assert_eq!(
+        w.data.len(),
+        w.rows * w.row_bytes(),
+        "weight view has the wrong length"
+    );
     if n == 0 || w.rows == 0 {
         return;
     }
@@ -110,16 +121,32 @@ fn grow<T: Pod>(buf: &mut Vec<u32>, count: usize) -> &mut [T] {
 ///
 /// # Safety
 /// As [`matmul_tiled`].
-unsafe fn run(tk: &TypeKernel, w: &WeightView<'_>, acts: &[u8], a_stride: usize, n: usize, y: &mut [f32]) {
-    let rm = tk.rows_per_tile;
+unsafe fn run(
+    tk: &TypeKernel,
+    w: &WeightView<'_>,
+    acts: &[u8],
+    a_stride: usize,
+    n: usize,
+    y: &mut [f32],
+) {
+    let rm = if n == 1 {
+        tk.decode_rows_per_tile
+    } else {
+        tk.rows_per_tile
+    };
     let row_tiles = w.rows.div_ceil(rm);
     let threads = rayon::current_num_threads();
     let work = w.data.len().saturating_mul(n);
-    let tasks = if threads == 1 || work < PAR_MIN_WORK { 1 } else { (threads * TASKS_PER_THREAD).min(row_tiles) };
+    let tasks = if threads == 1 || work < PAR_MIN_WORK {
+        1
+    } else {
+        (threads * TASKS_PER_THREAD).min(row_tiles)
+    };
     let tiles_per_task = row_tiles.div_ceil(tasks);
     let out = Out(y.as_mut_ptr(), y.len());
     let task = |t: usize| {
-        let rows = (t * tiles_per_task * rm).min(w.rows)..((t + 1) * tiles_per_task * rm).min(w.rows);
+        let rows =
+            (t * tiles_per_task * rm).min(w.rows)..((t + 1) * tiles_per_task * rm).min(w.rows);
         // SAFETY: the caller guarantees the CPU features; tasks write disjoint rows.
         unsafe { rows_task(tk, w, acts, a_stride, n, rows, &out) }
     };
@@ -134,18 +161,38 @@ unsafe fn run(tk: &TypeKernel, w: &WeightView<'_>, acts: &[u8], a_stride: usize,
 ///
 /// # Safety
 /// As [`matmul_tiled`]; no other task writes these rows of `out`.
-unsafe fn rows_task(tk: &TypeKernel, w: &WeightView<'_>, acts: &[u8], a_stride: usize, n: usize, rows: Range<usize>, out: &Out) {
-    let (rm, rn_max) = (tk.rows_per_tile, tk.toks_per_tile);
+unsafe fn rows_task(
+    tk: &TypeKernel,
+    w: &WeightView<'_>,
+    acts: &[u8],
+    a_stride: usize,
+    n: usize,
+    rows: Range<usize>,
+    out: &Out,
+) {
+    let (rm, rn_max, tile) = if n == 1 {
+        (tk.decode_rows_per_tile, 1, tk.decode_tile)
+    } else {
+        (tk.rows_per_tile, tk.toks_per_tile, tk.tile)
+    };
+    let rb = w.row_bytes();
     let mut o = [[0.0f32; NR]; MR];
     for t0 in (0..n).step_by(TOKEN_BLOCK) {
         let t1 = n.min(t0 + TOKEN_BLOCK);
+        // The token groups of this block, built once (they do not depend on the rows).
+        let mut groups = [[&acts[..0]; NR]; TOKEN_BLOCK];
+        for (g, tt) in (t0..t1).step_by(rn_max).enumerate() {
+            let rn = rn_max.min(t1 - tt);
+            groups[g] =
+                std::array::from_fn(|j| &acts[(tt + j.min(rn - 1)) * a_stride..][..a_stride]);
+        }
         for r0 in rows.clone().step_by(rm) {
             let valid_rows = rm.min(rows.end - r0);
-            let wr: [&[u8]; MR] = std::array::from_fn(|i| w.row(r0 + i.min(valid_rows - 1)));
-            for tt in (t0..t1).step_by(rn_max) {
+            let wr: [&[u8]; MR] =
+                std::array::from_fn(|i| &w.data[(r0 + i.min(valid_rows - 1)) * rb..][..rb]);
+            for (g, tt) in (t0..t1).step_by(rn_max).enumerate() {
                 let rn = rn_max.min(t1 - tt);
-                let tr: [&[u8]; NR] = std::array::from_fn(|j| &acts[(tt + j.min(rn - 1)) * a_stride..][..a_stride]);
-                (tk.tile)(&wr, &tr, rn, &mut o);
+                tile(&wr, &groups[g], rn, &mut o);
                 for (i, oi) in o.iter().enumerate().take(valid_rows) {
                     for (j, &v) in oi.iter().enumerate().take(rn) {
                         out.write((tt + j) * w.rows + r0 + i, v);

@@ -41,14 +41,24 @@ unsafe impl<T: Pod> Sync for DeviceBuffer<T> {}
 
 impl<T: Pod> std::fmt::Debug for DeviceBuffer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DeviceBuffer<{}>({} values at {:p})", std::any::type_name::<T>(), self.len, self.ptr)
+        write!(
+            f,
+            "DeviceBuffer<{}>({} values at {:p})",
+            std::any::type_name::<T>(),
+            self.len,
+            self.ptr
+        )
     }
 }
 
 impl<T: Pod> DeviceBuffer<T> {
     /// An empty buffer (no allocation).
     pub fn empty() -> Self {
-        DeviceBuffer { ptr: std::ptr::null_mut(), len: 0, _t: PhantomData }
+        DeviceBuffer {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            _t: PhantomData,
+        }
     }
 
     /// `len` values of unspecified content on the current device. `what` names the
@@ -75,7 +85,11 @@ impl<T: Pod> DeviceBuffer<T> {
             let now = ALLOCATED.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
             PEAK.fetch_max(now, Ordering::Relaxed);
         }
-        Ok(DeviceBuffer { ptr, len, _t: PhantomData })
+        Ok(DeviceBuffer {
+            ptr,
+            len,
+            _t: PhantomData,
+        })
     }
 
     /// `len` zero values.
@@ -110,7 +124,10 @@ impl<T: Pod> DeviceBuffer<T> {
     fn range(&self, offset: usize, n: usize, what: &str) -> Result<()> {
         match offset.checked_add(n) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(GpuError::Invalid(format!("{what}: values {offset}..+{n} outside a buffer of {}", self.len))),
+            _ => Err(GpuError::Invalid(format!(
+                "{what}: values {offset}..+{n} outside a buffer of {}",
+                self.len
+            ))),
         }
     }
 
@@ -135,7 +152,11 @@ impl<T: Pod> DeviceBuffer<T> {
         let dst = self.ptr_at_mut(offset, data.len())?;
         // SAFETY: the range is inside the allocation; `data` is a valid host slice.
         check("hipMemcpy(HtoD)", unsafe {
-            ffi::mamba_gpu_memcpy_htod(dst.cast(), data.as_ptr().cast(), std::mem::size_of_val(data))
+            ffi::mamba_gpu_memcpy_htod(
+                dst.cast(),
+                data.as_ptr().cast(),
+                std::mem::size_of_val(data),
+            )
         })
     }
 
@@ -149,7 +170,11 @@ impl<T: Pod> DeviceBuffer<T> {
         // SAFETY: the range is inside the allocation; `out` is a valid host slice and
         // any bytes are a valid `T: Pod`.
         check("hipMemcpy(DtoH)", unsafe {
-            ffi::mamba_gpu_memcpy_dtoh(out.as_mut_ptr().cast(), src.cast(), std::mem::size_of_val(out))
+            ffi::mamba_gpu_memcpy_dtoh(
+                out.as_mut_ptr().cast(),
+                src.cast(),
+                std::mem::size_of_val(out),
+            )
         })
     }
 
@@ -161,7 +186,13 @@ impl<T: Pod> DeviceBuffer<T> {
     }
 
     /// Copies `n` values from `src[src_offset..]` to `self[offset..]`.
-    pub fn copy_from(&mut self, offset: usize, src: &DeviceBuffer<T>, src_offset: usize, n: usize) -> Result<()> {
+    pub fn copy_from(
+        &mut self,
+        offset: usize,
+        src: &DeviceBuffer<T>,
+        src_offset: usize,
+        n: usize,
+    ) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
@@ -180,7 +211,9 @@ impl<T: Pod> DeviceBuffer<T> {
             return Ok(());
         }
         // SAFETY: the whole allocation.
-        check("hipMemset", unsafe { ffi::mamba_gpu_memset(self.ptr, 0, self.size_bytes()) })
+        check("hipMemset", unsafe {
+            ffi::mamba_gpu_memset(self.ptr, 0, self.size_bytes())
+        })
     }
 }
 

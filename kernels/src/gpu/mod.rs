@@ -23,8 +23,8 @@ mod ops;
 
 pub use buffer::{allocated_bytes, peak_allocated_bytes, reset_peak, DeviceBuffer};
 pub use ops::{
-    conv1d_silu, embed, matmul, rmsnorm, selective_scan, ConvArgs, DeviceWeight, Mat, MatMut, MatmulArgs, MatmulKernel,
-    NormArgs, RowSelect, ScanArgs, SegTable, StateMut,
+    conv1d_silu, embed, matmul, rmsnorm, selective_scan, ConvArgs, DeviceWeight, Mat, MatMut,
+    MatmulArgs, MatmulKernel, NormArgs, RowSelect, ScanArgs, SegTable, StateMut,
 };
 
 use std::ffi::{c_int, CStr};
@@ -106,7 +106,9 @@ pub fn fmt_bytes(b: u64) -> String {
 /// The platform's text for an error code.
 pub fn error_string(code: i32) -> String {
     // SAFETY: the library returns a pointer to a static NUL-terminated string.
-    unsafe { CStr::from_ptr(ffi::mamba_gpu_error_string(code)) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ffi::mamba_gpu_error_string(code)) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Maps a status to a result, naming the call.
@@ -120,9 +122,17 @@ pub(crate) fn check(call: &'static str, code: c_int) -> Result<()> {
     let message = error_string(code);
     // SAFETY: a pure function of its argument.
     if unsafe { ffi::mamba_gpu_is_no_device(code) } != 0 {
-        return Err(GpuError::NoDevice { call, code, message });
+        return Err(GpuError::NoDevice {
+            call,
+            code,
+            message,
+        });
     }
-    Err(GpuError::Api { call, code, message })
+    Err(GpuError::Api {
+        call,
+        code,
+        message,
+    })
 }
 
 /// The platform compiled in: `Some("amd")`, `Some("nvidia")`, or `None` in a build
@@ -130,7 +140,9 @@ pub(crate) fn check(call: &'static str, code: c_int) -> Result<()> {
 pub fn platform() -> Option<&'static str> {
     if cfg!(kq_gpu) {
         // SAFETY: a static NUL-terminated string.
-        unsafe { CStr::from_ptr(ffi::mamba_gpu_platform()) }.to_str().ok()
+        unsafe { CStr::from_ptr(ffi::mamba_gpu_platform()) }
+            .to_str()
+            .ok()
     } else {
         None
     }
@@ -141,9 +153,15 @@ pub fn platform() -> Option<&'static str> {
 pub fn device_count() -> Result<usize> {
     let mut n: c_int = 0;
     // SAFETY: `n` is a valid out-pointer.
-    check("hipGetDeviceCount", unsafe { ffi::mamba_gpu_device_count(&mut n) })?;
+    check("hipGetDeviceCount", unsafe {
+        ffi::mamba_gpu_device_count(&mut n)
+    })?;
     if n <= 0 {
-        return Err(GpuError::NoDevice { call: "hipGetDeviceCount", code: 0, message: "0 devices".into() });
+        return Err(GpuError::NoDevice {
+            call: "hipGetDeviceCount",
+            code: 0,
+            message: "0 devices".into(),
+        });
     }
     Ok(n as usize)
 }
@@ -155,7 +173,9 @@ pub fn set_device(index: usize) -> Result<()> {
         return Err(GpuError::BadDevice { index, count });
     }
     // SAFETY: a plain runtime call.
-    check("hipSetDevice", unsafe { ffi::mamba_gpu_set_device(index as c_int) })
+    check("hipSetDevice", unsafe {
+        ffi::mamba_gpu_set_device(index as c_int)
+    })
 }
 
 /// What [`device_info`] reports.
@@ -181,10 +201,19 @@ pub fn device_info(index: usize) -> Result<DeviceInfo> {
     let (mut warp, mut sms, mut total) = (0 as c_int, 0 as c_int, 0usize);
     // SAFETY: valid out-pointers; `name` has the length passed.
     check("hipGetDeviceProperties", unsafe {
-        ffi::mamba_gpu_device_info(index as c_int, name.as_mut_ptr(), name.len(), &mut warp, &mut sms, &mut total)
+        ffi::mamba_gpu_device_info(
+            index as c_int,
+            name.as_mut_ptr(),
+            name.len(),
+            &mut warp,
+            &mut sms,
+            &mut total,
+        )
     })?;
     // SAFETY: the library NUL-terminates `name` within its length.
-    let name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+    let name = unsafe { CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
     Ok(DeviceInfo {
         index,
         name,
@@ -199,14 +228,18 @@ pub fn device_info(index: usize) -> Result<DeviceInfo> {
 pub fn mem_info() -> Result<(u64, u64)> {
     let (mut free, mut total) = (0usize, 0usize);
     // SAFETY: valid out-pointers.
-    check("hipMemGetInfo", unsafe { ffi::mamba_gpu_mem_info(&mut free, &mut total) })?;
+    check("hipMemGetInfo", unsafe {
+        ffi::mamba_gpu_mem_info(&mut free, &mut total)
+    })?;
     Ok((free as u64, total as u64))
 }
 
 /// Waits for all work on the current device; reports asynchronous kernel faults.
 pub fn synchronize() -> Result<()> {
     // SAFETY: a plain runtime call.
-    check("hipDeviceSynchronize", unsafe { ffi::mamba_gpu_synchronize() })
+    check("hipDeviceSynchronize", unsafe {
+        ffi::mamba_gpu_synchronize()
+    })
 }
 
 /// For test harnesses: the device to test on, or `None` after printing why the
@@ -216,7 +249,10 @@ pub fn synchronize() -> Result<()> {
 /// a missing GPU panics instead (the GPU check script sets it). Any other failure
 /// (a broken driver, a bad index) panics: only "no GPU here" is a skip.
 pub fn test_device() -> Option<usize> {
-    let index: usize = std::env::var("MAMBA_GPU_DEVICE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let index: usize = std::env::var("MAMBA_GPU_DEVICE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let required = std::env::var("MAMBA_REQUIRE_GPU").is_ok_and(|v| !v.is_empty() && v != "0");
     match set_device(index) {
         Ok(()) => Some(index),

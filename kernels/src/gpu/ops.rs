@@ -20,9 +20,19 @@ impl DeviceWeight {
     /// Uploads a host matrix as stored; `what` names it in an out-of-memory error.
     pub fn upload(w: &WeightView<'_>, what: &str) -> Result<Self> {
         if w.data.len() != w.rows * w.row_bytes() {
-            return Err(GpuError::Invalid(format!("{what}: {} bytes for {} rows of {}", w.data.len(), w.rows, w.row_bytes())));
+            return Err(GpuError::Invalid(format!(
+                "{what}: {} bytes for {} rows of {}",
+                w.data.len(),
+                w.rows,
+                w.row_bytes()
+            )));
         }
-        Ok(DeviceWeight { buf: DeviceBuffer::from_slice(w.data, what)?, ty: w.ty, rows: w.rows, cols: w.cols })
+        Ok(DeviceWeight {
+            buf: DeviceBuffer::from_slice(w.data, what)?,
+            ty: w.ty,
+            rows: w.rows,
+            cols: w.cols,
+        })
     }
 
     /// Element type.
@@ -52,20 +62,44 @@ impl DeviceWeight {
 }
 
 fn i32_of(v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v).map_err(|_| GpuError::Invalid(format!("{what} = {v} does not fit the kernels' 32-bit sizes")))
+    i32::try_from(v).map_err(|_| {
+        GpuError::Invalid(format!(
+            "{what} = {v} does not fit the kernels' 32-bit sizes"
+        ))
+    })
 }
 
-fn span_check(len: usize, offset: usize, rows: usize, cols: usize, ld: usize, what: &str) -> Result<()> {
+fn span_check(
+    len: usize,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    what: &str,
+) -> Result<()> {
     if rows == 0 {
-        return if offset <= len { Ok(()) } else { Err(GpuError::Invalid(format!("{what}: offset {offset} past {len}"))) };
+        return if offset <= len {
+            Ok(())
+        } else {
+            Err(GpuError::Invalid(format!(
+                "{what}: offset {offset} past {len}"
+            )))
+        };
     }
     if rows > 1 && ld < cols {
-        return Err(GpuError::Invalid(format!("{what}: row stride {ld} < {cols} columns")));
+        return Err(GpuError::Invalid(format!(
+            "{what}: row stride {ld} < {cols} columns"
+        )));
     }
-    let end = (rows - 1).checked_mul(ld).and_then(|v| v.checked_add(offset)).and_then(|v| v.checked_add(cols));
+    let end = (rows - 1)
+        .checked_mul(ld)
+        .and_then(|v| v.checked_add(offset))
+        .and_then(|v| v.checked_add(cols));
     match end {
         Some(e) if e <= len => Ok(()),
-        _ => Err(GpuError::Invalid(format!("{what}: {rows} x {cols} (stride {ld}) from {offset} overruns {len} values"))),
+        _ => Err(GpuError::Invalid(format!(
+            "{what}: {rows} x {cols} (stride {ld}) from {offset} overruns {len} values"
+        ))),
     }
 }
 
@@ -131,9 +165,20 @@ pub struct StateMut<'a> {
 impl StateMut<'_> {
     fn ptr(&mut self, per_slot: usize, segs: &SegTable, what: &str) -> Result<*mut f32> {
         if segs.slots_needed() > self.slots {
-            return Err(GpuError::Invalid(format!("{what}: segments use slot {} of {}", segs.slots_needed() - 1, self.slots)));
+            return Err(GpuError::Invalid(format!(
+                "{what}: segments use slot {} of {}",
+                segs.slots_needed() - 1,
+                self.slots
+            )));
         }
-        span_check(self.buf.len(), self.offset, self.slots, per_slot, per_slot, what)?;
+        span_check(
+            self.buf.len(),
+            self.offset,
+            self.slots,
+            per_slot,
+            per_slot,
+            what,
+        )?;
         self.buf.ptr_at_mut(self.offset, 0)
     }
 }
@@ -160,13 +205,23 @@ impl Default for SegTable {
 impl SegTable {
     /// An empty table.
     pub fn new() -> Self {
-        SegTable { buf: DeviceBuffer::empty(), host: Vec::new(), n_seg: 0, n_tokens: 0, slots_needed: 0 }
+        SegTable {
+            buf: DeviceBuffer::empty(),
+            host: Vec::new(),
+            n_seg: 0,
+            n_tokens: 0,
+            slots_needed: 0,
+        }
     }
 
     /// Sets the segments: every length ≥ 1, slots distinct.
     pub fn set(&mut self, lens: &[usize], slots: &[usize]) -> Result<()> {
         if lens.len() != slots.len() {
-            return Err(GpuError::Invalid(format!("{} segment lengths for {} slots", lens.len(), slots.len())));
+            return Err(GpuError::Invalid(format!(
+                "{} segment lengths for {} slots",
+                lens.len(),
+                slots.len()
+            )));
         }
         let n = lens.len();
         let mut host = Vec::with_capacity(3 * n + 1);
@@ -182,7 +237,9 @@ impl SegTable {
         let mut seen = vec![false; slots.iter().max().map_or(0, |m| m + 1)];
         for &s in slots {
             if std::mem::replace(&mut seen[s], true) {
-                return Err(GpuError::Invalid(format!("state slot {s} given to two segments")));
+                return Err(GpuError::Invalid(format!(
+                    "state slot {s} given to two segments"
+                )));
             }
             host.push(i32_of(s, "slot")?);
         }
@@ -233,7 +290,7 @@ impl SegTable {
 /// Which matmul kernel to run (tests force each; the runtime uses `Auto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// By shape: matvec for ≤ 8 tokens or narrow matrices, else a tile kernel.
+    /// By shape: matvec for ≤ 32 tokens or narrow matrices, else a tile kernel.
     Auto = 0,
     /// One warp per row, up to 8 tokens per pass.
     Matvec = 1,
@@ -267,7 +324,11 @@ pub fn matmul(mut a: MatmulArgs<'_>) -> Result<()> {
     let w = a.w;
     if let Some(b) = a.bias {
         if b.len() < w.rows {
-            return Err(GpuError::Invalid(format!("bias of {} for {} rows", b.len(), w.rows)));
+            return Err(GpuError::Invalid(format!(
+                "bias of {} for {} rows",
+                b.len(),
+                w.rows
+            )));
         }
     }
     let p = ffi::MatmulParams {
@@ -291,7 +352,13 @@ pub fn matmul(mut a: MatmulArgs<'_>) -> Result<()> {
 
 /// Embedding gather: `out[t] = dequant(w[tokens[offset + t]])` for `t < n`; token
 /// ids ≥ `w.rows()` give zero rows (callers check ids first).
-pub fn embed(w: &DeviceWeight, tokens: &DeviceBuffer<u32>, offset: usize, n: usize, mut out: MatMut<'_>) -> Result<()> {
+pub fn embed(
+    w: &DeviceWeight,
+    tokens: &DeviceBuffer<u32>,
+    offset: usize,
+    n: usize,
+    mut out: MatMut<'_>,
+) -> Result<()> {
     let p = ffi::EmbedParams {
         w: w.buf.ptr_at(0, 0)?.cast(),
         tokens: tokens.ptr_at(offset, n)?,
@@ -351,7 +418,9 @@ pub fn rmsnorm(mut a: NormArgs<'_>) -> Result<()> {
         _pad: 0,
     };
     // SAFETY: checked ranges; segment-last indices are < n_tokens by construction.
-    check("mamba_rmsnorm", unsafe { ffi::mamba_rmsnorm(&p, null_mut()) })
+    check("mamba_rmsnorm", unsafe {
+        ffi::mamba_rmsnorm(&p, null_mut())
+    })
 }
 
 /// Arguments of [`conv1d_silu`].
@@ -379,7 +448,10 @@ pub struct ConvArgs<'a> {
 pub fn conv1d_silu(mut a: ConvArgs<'_>) -> Result<()> {
     let (t, di) = (a.segs.n_tokens, a.d_inner);
     if !(1..=8).contains(&a.k) {
-        return Err(GpuError::Invalid(format!("conv width {} not in 1..=8", a.k)));
+        return Err(GpuError::Invalid(format!(
+            "conv width {} not in 1..=8",
+            a.k
+        )));
     }
     if a.bias.is_some_and(|b| b.len() < di) {
         return Err(GpuError::Invalid("conv bias too short".into()));
@@ -401,7 +473,9 @@ pub fn conv1d_silu(mut a: ConvArgs<'_>) -> Result<()> {
     };
     // SAFETY: checked ranges; the segment table covers exactly T tokens and slots
     // below `state.slots`.
-    check("mamba_conv1d_silu", unsafe { ffi::mamba_conv1d_silu(&p, null_mut()) })
+    check("mamba_conv1d_silu", unsafe {
+        ffi::mamba_conv1d_silu(&p, null_mut())
+    })
 }
 
 /// Arguments of [`selective_scan`].
@@ -469,5 +543,7 @@ pub fn selective_scan(mut a: ScanArgs<'_>) -> Result<()> {
         _pad: 0,
     };
     // SAFETY: checked ranges, as for conv1d_silu.
-    check("mamba_selective_scan", unsafe { ffi::mamba_selective_scan(&p, null_mut()) })
+    check("mamba_selective_scan", unsafe {
+        ffi::mamba_selective_scan(&p, null_mut())
+    })
 }

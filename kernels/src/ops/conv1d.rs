@@ -11,12 +11,24 @@ use super::act::silu;
 ///
 /// Runs the kernel of [`crate::cpu::kernels`]; the AVX2 one sums in the same order
 /// as [`conv1d_silu_ref`] and differs only by its vector SiLU (a few ulp).
-pub fn conv1d_silu(x: &mut [f32], d_inner: usize, state: &mut [f32], w: &[f32], bias: Option<&[f32]>) {
+pub fn conv1d_silu(
+    x: &mut [f32],
+    d_inner: usize,
+    state: &mut [f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) {
     (crate::cpu::kernels().conv1d_silu)(x, d_inner, state, w, bias)
 }
 
 /// The scalar reference of [`conv1d_silu`].
-pub fn conv1d_silu_ref(x: &mut [f32], d_inner: usize, state: &mut [f32], w: &[f32], bias: Option<&[f32]>) {
+pub fn conv1d_silu_ref(
+    x: &mut [f32],
+    d_inner: usize,
+    state: &mut [f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) {
     let k = w.len() / d_inner;
     let l = x.len() / d_inner;
     let mut window = vec![0.0f32; k];

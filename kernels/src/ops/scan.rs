@@ -50,13 +50,27 @@ pub struct ScanInputs<'a> {
 /// Runs the kernel of [`crate::cpu::kernels`]: the AVX2 one computes `exp`,
 /// softplus and SiLU with vector approximations of a few ulp (tested against
 /// [`selective_scan_ref`] in `tests/ops.rs`).
-pub fn selective_scan(p: &ScanParams<'_>, inp: &ScanInputs<'_>, c0: usize, n_ch: usize, h: &mut [f32], y_t: &mut [f32]) {
+pub fn selective_scan(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    c0: usize,
+    n_ch: usize,
+    h: &mut [f32],
+    y_t: &mut [f32],
+) {
     (crate::cpu::kernels().selective_scan)(p, inp, c0, n_ch, h, y_t)
 }
 
 /// The scalar reference of [`selective_scan`]: libm `exp`, fp32 state, the
 /// association order of transformers' `slow_forward`.
-pub fn selective_scan_ref(p: &ScanParams<'_>, inp: &ScanInputs<'_>, c0: usize, n_ch: usize, h: &mut [f32], y_t: &mut [f32]) {
+pub fn selective_scan_ref(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    c0: usize,
+    n_ch: usize,
+    h: &mut [f32],
+    y_t: &mut [f32],
+) {
     let n = p.d_state;
     let d_inner = p.d.len();
     let l = inp.x.len() / d_inner;

@@ -60,14 +60,26 @@ impl Matrix {
         }
         let rb = ty.bytes_for(cols as u64).unwrap() as usize;
         let mut data = vec![0u8; rows * rb];
-        for (src, dst) in f.chunks_exact(cols.max(1)).zip(data.chunks_exact_mut(rb.max(1))) {
+        for (src, dst) in f
+            .chunks_exact(cols.max(1))
+            .zip(data.chunks_exact_mut(rb.max(1)))
+        {
             ty.quantize_row(src, dst);
         }
         let mut deq = vec![0.0f32; rows * cols];
-        for (src, dst) in data.chunks_exact(rb.max(1)).zip(deq.chunks_exact_mut(cols.max(1))) {
+        for (src, dst) in data
+            .chunks_exact(rb.max(1))
+            .zip(deq.chunks_exact_mut(cols.max(1)))
+        {
             ty.dequantize_row(src, dst);
         }
-        Matrix { ty, rows, cols, data, deq }
+        Matrix {
+            ty,
+            rows,
+            cols,
+            data,
+            deq,
+        }
     }
 
     pub fn view(&self) -> mamba_kernels::WeightView<'_> {
@@ -76,12 +88,20 @@ impl Matrix {
 
     /// Σ_c |w[r][c] · x[c]| in f64: the scale of rounding errors of one output.
     pub fn abs_dot(&self, r: usize, x: &[f32]) -> f64 {
-        self.deq[r * self.cols..(r + 1) * self.cols].iter().zip(x).map(|(&w, &x)| (w as f64 * x as f64).abs()).sum()
+        self.deq[r * self.cols..(r + 1) * self.cols]
+            .iter()
+            .zip(x)
+            .map(|(&w, &x)| (w as f64 * x as f64).abs())
+            .sum()
     }
 
     /// ‖w_r‖₂.
     pub fn row_norm(&self, r: usize) -> f64 {
-        self.deq[r * self.cols..(r + 1) * self.cols].iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt()
+        self.deq[r * self.cols..(r + 1) * self.cols]
+            .iter()
+            .map(|&w| (w as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
     }
 }
 

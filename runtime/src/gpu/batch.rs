@@ -4,7 +4,9 @@
 use super::{dev_err, GpuModel};
 use crate::error::{Result, RuntimeError};
 use crate::state::State;
-use mamba_kernels::gpu::{self, ConvArgs, DeviceBuffer, DeviceWeight, Mat, MatMut, MatmulArgs, MatmulKernel, NormArgs};
+use mamba_kernels::gpu::{
+    self, ConvArgs, DeviceBuffer, DeviceWeight, Mat, MatMut, MatmulArgs, MatmulKernel, NormArgs,
+};
 use mamba_kernels::gpu::{RowSelect, ScanArgs, SegTable, StateMut};
 
 /// Most tokens (all sequences together) in one forward call while prefilling:
@@ -44,7 +46,20 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         let e = DeviceBuffer::empty;
-        Scratch { cap_tokens: 0, cap_rows: 0, tokens: DeviceBuffer::empty(), resid: e(), xn: e(), xz: e(), xc: e(), xdbl: e(), dt: e(), y: e(), fin: e(), logits: e() }
+        Scratch {
+            cap_tokens: 0,
+            cap_rows: 0,
+            tokens: DeviceBuffer::empty(),
+            resid: e(),
+            xn: e(),
+            xz: e(),
+            xc: e(),
+            xdbl: e(),
+            dt: e(),
+            y: e(),
+            fin: e(),
+            logits: e(),
+        }
     }
 
     fn ensure(&mut self, m: &GpuModel, tokens: usize, rows: usize) -> Result<()> {
@@ -55,7 +70,15 @@ impl Scratch {
             // Free the old buffers before allocating the larger ones.
             self.cap_tokens = 0;
             self.tokens = DeviceBuffer::empty();
-            for buf in [&mut self.resid, &mut self.xn, &mut self.xz, &mut self.xc, &mut self.xdbl, &mut self.dt, &mut self.y] {
+            for buf in [
+                &mut self.resid,
+                &mut self.xn,
+                &mut self.xz,
+                &mut self.xc,
+                &mut self.xdbl,
+                &mut self.dt,
+                &mut self.y,
+            ] {
                 *buf = DeviceBuffer::empty();
             }
             let t = tokens;
@@ -105,8 +128,10 @@ impl<'m> GpuBatch<'m> {
         Ok(GpuBatch {
             model,
             n,
-            conv: DeviceBuffer::zeroed(conv_len, &format!("conv states of {n} sequences")).map_err(dev_err)?,
-            ssm: DeviceBuffer::zeroed(ssm_len, &format!("SSM states of {n} sequences")).map_err(dev_err)?,
+            conv: DeviceBuffer::zeroed(conv_len, &format!("conv states of {n} sequences"))
+                .map_err(dev_err)?,
+            ssm: DeviceBuffer::zeroed(ssm_len, &format!("SSM states of {n} sequences"))
+                .map_err(dev_err)?,
             n_tokens: vec![0; n],
             scratch: Scratch::new(),
             segs: SegTable::new(),
@@ -157,7 +182,11 @@ impl<'m> GpuBatch<'m> {
     /// the scan runs in parallel over sequences as well as channels.
     pub fn prefill(&mut self, prompts: &[&[u32]]) -> Result<&[f32]> {
         if prompts.len() != self.n {
-            return Err(RuntimeError::Batch(format!("{} prompts for {} sequences", prompts.len(), self.n)));
+            return Err(RuntimeError::Batch(format!(
+                "{} prompts for {} sequences",
+                prompts.len(),
+                self.n
+            )));
         }
         if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
             return Err(RuntimeError::Batch(format!("prompt {i} is empty")));
@@ -187,13 +216,21 @@ impl<'m> GpuBatch<'m> {
                 chunks.push(&prompts[i][pos[i]..pos[i] + take]);
                 pos[i] += take;
             }
-            let want = if finishing.is_empty() { Want::None } else { Want::Last };
+            let want = if finishing.is_empty() {
+                Want::None
+            } else {
+                Want::Last
+            };
             let rows = self.forward(&slots, &chunks, want)?;
             if rows > 0 {
                 let mut host = vec![0.0f32; rows * vocab];
-                self.scratch.logits.download(0, &mut host).map_err(dev_err)?;
+                self.scratch
+                    .logits
+                    .download(0, &mut host)
+                    .map_err(dev_err)?;
                 for (i, s) in finishing {
-                    out[i * vocab..(i + 1) * vocab].copy_from_slice(&host[s * vocab..(s + 1) * vocab]);
+                    out[i * vocab..(i + 1) * vocab]
+                        .copy_from_slice(&host[s * vocab..(s + 1) * vocab]);
                 }
             }
         }
@@ -204,7 +241,11 @@ impl<'m> GpuBatch<'m> {
     /// Feeds one token to every sequence; returns `(B, vocab)` logits.
     pub fn step(&mut self, tokens: &[u32]) -> Result<&[f32]> {
         if tokens.len() != self.n {
-            return Err(RuntimeError::Batch(format!("{} tokens for {} sequences", tokens.len(), self.n)));
+            return Err(RuntimeError::Batch(format!(
+                "{} tokens for {} sequences",
+                tokens.len(),
+                self.n
+            )));
         }
         self.model.check_tokens(tokens)?;
         self.model.select()?;
@@ -212,7 +253,10 @@ impl<'m> GpuBatch<'m> {
         let chunks: Vec<&[u32]> = tokens.chunks(1).collect();
         let rows = self.forward(&slots, &chunks, Want::Last)?;
         self.logits.resize(rows * self.model.vocab_size(), 0.0);
-        self.scratch.logits.download(0, &mut self.logits).map_err(dev_err)?;
+        self.scratch
+            .logits
+            .download(0, &mut self.logits)
+            .map_err(dev_err)?;
         Ok(&self.logits)
     }
 
@@ -224,8 +268,12 @@ impl<'m> GpuBatch<'m> {
         let mut st = State::new(c, self.model.model_id);
         let (pc, ps) = (c.d_inner * (c.d_conv - 1), c.d_inner * c.d_state);
         for l in 0..c.n_layer {
-            self.conv.download((l * self.n + i) * pc, st.conv_mut(l)).map_err(dev_err)?;
-            self.ssm.download((l * self.n + i) * ps, st.ssm_mut(l)).map_err(dev_err)?;
+            self.conv
+                .download((l * self.n + i) * pc, st.conv_mut(l))
+                .map_err(dev_err)?;
+            self.ssm
+                .download((l * self.n + i) * ps, st.ssm_mut(l))
+                .map_err(dev_err)?;
         }
         st.n_tokens = self.n_tokens[i];
         Ok(st)
@@ -239,8 +287,12 @@ impl<'m> GpuBatch<'m> {
         let c = &self.model.config;
         let (pc, ps) = (c.d_inner * (c.d_conv - 1), c.d_inner * c.d_state);
         for l in 0..c.n_layer {
-            self.conv.upload((l * self.n + i) * pc, &state.conv()[l * pc..(l + 1) * pc]).map_err(dev_err)?;
-            self.ssm.upload((l * self.n + i) * ps, &state.ssm()[l * ps..(l + 1) * ps]).map_err(dev_err)?;
+            self.conv
+                .upload((l * self.n + i) * pc, &state.conv()[l * pc..(l + 1) * pc])
+                .map_err(dev_err)?;
+            self.ssm
+                .upload((l * self.n + i) * ps, &state.ssm()[l * ps..(l + 1) * ps])
+                .map_err(dev_err)?;
         }
         self.n_tokens[i] = state.n_tokens;
         Ok(())
@@ -250,7 +302,10 @@ impl<'m> GpuBatch<'m> {
         if i < self.n {
             Ok(())
         } else {
-            Err(RuntimeError::Batch(format!("sequence {i} of a batch of {}", self.n)))
+            Err(RuntimeError::Batch(format!(
+                "sequence {i} of a batch of {}",
+                self.n
+            )))
         }
     }
 
@@ -268,25 +323,55 @@ impl<'m> GpuBatch<'m> {
             Want::Last => chunks.len(),
             Want::All => t,
         };
-        let Self { scratch: s, conv, ssm, segs, .. } = self;
+        let Self {
+            scratch: s,
+            conv,
+            ssm,
+            segs,
+            ..
+        } = self;
         segs.set(&lens, slots).map_err(dev_err)?;
         s.ensure(m, t, rows)?;
         let flat: Vec<u32> = chunks.concat();
         s.tokens.upload(0, &flat).map_err(dev_err)?;
 
         // ── embedding ─────────────────────────────────────────────────────────
-        gpu::embed(&m.embeddings, &s.tokens, 0, t, MatMut::new(&mut s.resid, 0, d)).map_err(dev_err)?;
+        gpu::embed(
+            &m.embeddings,
+            &s.tokens,
+            0,
+            t,
+            MatMut::new(&mut s.resid, 0, d),
+        )
+        .map_err(dev_err)?;
         for (li, l) in m.layers.iter().enumerate() {
             // ── x = RMSNorm(residual) ─────────────────────────────────────────
-            let norm = NormArgs { x: Mat::new(&s.resid, 0, d), w: &l.norm, eps, rows: RowSelect::All(t), out: MatMut::new(&mut s.xn, 0, d) };
+            let norm = NormArgs {
+                x: Mat::new(&s.resid, 0, d),
+                w: &l.norm,
+                eps,
+                rows: RowSelect::All(t),
+                out: MatMut::new(&mut s.xn, 0, d),
+            };
             gpu::rmsnorm(norm).map_err(dev_err)?;
             // ── in_proj → (x | z) ─────────────────────────────────────────────
-            mm(&l.in_proj, Mat::new(&s.xn, 0, d), MatMut::new(&mut s.xz, 0, 2 * di), t, l.in_bias.as_ref(), false)?;
+            mm(
+                &l.in_proj,
+                Mat::new(&s.xn, 0, d),
+                MatMut::new(&mut s.xz, 0, 2 * di),
+                t,
+                l.in_bias.as_ref(),
+                false,
+            )?;
             // ── causal conv1d + SiLU, per sequence ────────────────────────────
             gpu::conv1d_silu(ConvArgs {
                 x: Mat::new(&s.xz, 0, 2 * di),
                 out: MatMut::new(&mut s.xc, 0, di),
-                state: StateMut { buf: conv, offset: li * b * di * (k - 1), slots: b },
+                state: StateMut {
+                    buf: conv,
+                    offset: li * b * di * (k - 1),
+                    slots: b,
+                },
                 w: &l.conv_w,
                 bias: l.conv_b.as_ref(),
                 segs,
@@ -295,8 +380,22 @@ impl<'m> GpuBatch<'m> {
             })
             .map_err(dev_err)?;
             // ── x_proj → (dt_in | B | C); dt_proj reads dt_in in place ─────────
-            mm(&l.x_proj, Mat::new(&s.xc, 0, di), MatMut::new(&mut s.xdbl, 0, ldbc), t, None, false)?;
-            mm(&l.dt_proj, Mat::new(&s.xdbl, 0, ldbc), MatMut::new(&mut s.dt, 0, di), t, None, false)?;
+            mm(
+                &l.x_proj,
+                Mat::new(&s.xc, 0, di),
+                MatMut::new(&mut s.xdbl, 0, ldbc),
+                t,
+                None,
+                false,
+            )?;
+            mm(
+                &l.dt_proj,
+                Mat::new(&s.xdbl, 0, ldbc),
+                MatMut::new(&mut s.dt, 0, di),
+                t,
+                None,
+                false,
+            )?;
             // ── selective scan (dt bias, softplus, D skip, SiLU(z) gate fused) ─
             gpu::selective_scan(ScanArgs {
                 x: Mat::new(&s.xc, 0, di),
@@ -306,7 +405,11 @@ impl<'m> GpuBatch<'m> {
                 c_off: r + n,
                 z: Mat::new(&s.xz, di, 2 * di),
                 y: MatMut::new(&mut s.y, 0, di),
-                h: StateMut { buf: ssm, offset: li * b * di * n, slots: b },
+                h: StateMut {
+                    buf: ssm,
+                    offset: li * b * di * n,
+                    slots: b,
+                },
                 a: &l.a,
                 d: &l.d,
                 dt_bias: &l.dt_bias,
@@ -316,7 +419,14 @@ impl<'m> GpuBatch<'m> {
             })
             .map_err(dev_err)?;
             // ── out_proj, added to the fp32 residual in the epilogue ───────────
-            mm(&l.out_proj, Mat::new(&s.y, 0, di), MatMut::new(&mut s.resid, 0, d), t, l.out_bias.as_ref(), true)?;
+            mm(
+                &l.out_proj,
+                Mat::new(&s.y, 0, di),
+                MatMut::new(&mut s.resid, 0, d),
+                t,
+                l.out_bias.as_ref(),
+                true,
+            )?;
         }
         for (&slot, &len) in slots.iter().zip(&lens) {
             self.n_tokens[slot] += len as u64;
@@ -328,16 +438,45 @@ impl<'m> GpuBatch<'m> {
             Want::All => RowSelect::All(t),
         };
         let s = &mut self.scratch;
-        let norm = NormArgs { x: Mat::new(&s.resid, 0, d), w: &m.norm_f, eps, rows: select, out: MatMut::new(&mut s.fin, 0, d) };
+        let norm = NormArgs {
+            x: Mat::new(&s.resid, 0, d),
+            w: &m.norm_f,
+            eps,
+            rows: select,
+            out: MatMut::new(&mut s.fin, 0, d),
+        };
         gpu::rmsnorm(norm).map_err(dev_err)?;
-        mm(m.lm_head(), Mat::new(&s.fin, 0, d), MatMut::new(&mut s.logits, 0, c.vocab_size), rows, None, false)?;
+        mm(
+            m.lm_head(),
+            Mat::new(&s.fin, 0, d),
+            MatMut::new(&mut s.logits, 0, c.vocab_size),
+            rows,
+            None,
+            false,
+        )?;
         Ok(rows)
     }
 }
 
 /// `y (+)= bias + W·x` for `n` tokens, the kernel chosen by shape.
-fn mm(w: &DeviceWeight, x: Mat<'_>, y: MatMut<'_>, n: usize, bias: Option<&DeviceBuffer<f32>>, accumulate: bool) -> Result<()> {
-    gpu::matmul(MatmulArgs { w, x, y, n, bias, accumulate, kernel: MatmulKernel::Auto }).map_err(dev_err)
+fn mm(
+    w: &DeviceWeight,
+    x: Mat<'_>,
+    y: MatMut<'_>,
+    n: usize,
+    bias: Option<&DeviceBuffer<f32>>,
+    accumulate: bool,
+) -> Result<()> {
+    gpu::matmul(MatmulArgs {
+        w,
+        x,
+        y,
+        n,
+        bias,
+        accumulate,
+        kernel: MatmulKernel::Auto,
+    })
+    .map_err(dev_err)
 }
 
 /// One sequence on the GPU. Mirrors [`crate::Session`].
@@ -349,7 +488,10 @@ pub struct GpuSession<'m> {
 impl<'m> GpuSession<'m> {
     /// A session at the start of a sequence.
     pub fn new(model: &'m GpuModel) -> Result<GpuSession<'m>> {
-        Ok(GpuSession { batch: GpuBatch::new(model, 1)?, history: Vec::new() })
+        Ok(GpuSession {
+            batch: GpuBatch::new(model, 1)?,
+            history: Vec::new(),
+        })
     }
 
     /// The model.
@@ -403,7 +545,11 @@ impl<'m> GpuSession<'m> {
         let mut done = 0;
         for chunk in tokens.chunks(LOGITS_ALL_CHUNK) {
             let rows = self.batch.forward(&[0], &[chunk], Want::All)?;
-            self.batch.scratch.logits.download(0, &mut all[done * v..(done + rows) * v]).map_err(dev_err)?;
+            self.batch
+                .scratch
+                .logits
+                .download(0, &mut all[done * v..(done + rows) * v])
+                .map_err(dev_err)?;
             done += rows;
         }
         self.batch.logits = all[all.len() - v..].to_vec();

@@ -19,7 +19,11 @@ impl FromStr for Device {
     type Err = RuntimeError;
 
     fn from_str(s: &str) -> Result<Device> {
-        let bad = || RuntimeError::Device(format!("unknown device '{s}' (expected cpu, hip:N, cuda:N or gpu:N)"));
+        let bad = || {
+            RuntimeError::Device(format!(
+                "unknown device '{s}' (expected cpu, hip:N, cuda:N or gpu:N)"
+            ))
+        };
         if s.eq_ignore_ascii_case("cpu") {
             return Ok(Device::Cpu);
         }
@@ -74,7 +78,10 @@ mod tests {
         for bad in ["", "gpu", "cuda", "cuda:x", "hip:-1", "tpu:0", "hip:0:1"] {
             assert!(bad.parse::<Device>().is_err(), "{bad}");
         }
-        assert_eq!(Device::Gpu(3).to_string().parse::<Device>().unwrap(), Device::Gpu(3));
+        assert_eq!(
+            Device::Gpu(3).to_string().parse::<Device>().unwrap(),
+            Device::Gpu(3)
+        );
         assert_eq!(Device::Cpu.to_string(), "cpu");
         assert!(Device::Cpu.ensure_available().is_ok());
         if mamba_kernels::gpu::platform().is_none() {

@@ -107,20 +107,33 @@ impl GpuModel {
         let info = gpu::device_info(device).map_err(dev_err)?;
         let config = model.config().clone();
         let tensor = |name: &str| {
-            model.tensor_data(name).ok_or_else(|| RuntimeError::Device(format!("the model has no tensor `{name}`")))
+            model
+                .tensor_data(name)
+                .ok_or_else(|| RuntimeError::Device(format!("the model has no tensor `{name}`")))
         };
         let matrix = |name: &str| -> Result<DeviceWeight> {
             let (t, bytes) = tensor(name)?;
             let view = WeightView::new(t.ty, t.n_rows() as usize, t.row_len() as usize, bytes)
-                .ok_or_else(|| RuntimeError::Device(format!("tensor `{name}` has a size its shape does not imply")))?;
+                .ok_or_else(|| {
+                    RuntimeError::Device(format!(
+                        "tensor `{name}` has a size its shape does not imply"
+                    ))
+                })?;
             DeviceWeight::upload(&view, name).map_err(dev_err)
         };
         let vector = |name: &str| -> Result<DeviceBuffer<f32>> {
             let (t, bytes) = tensor(name)?;
             if t.ty != QuantType::F32 {
-                return Err(RuntimeError::Device(format!("tensor `{name}` is {}, expected f32", t.ty)));
+                return Err(RuntimeError::Device(format!(
+                    "tensor `{name}` is {}, expected f32",
+                    t.ty
+                )));
             }
-            DeviceBuffer::from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes), name).map_err(dev_err)
+            let vals: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            DeviceBuffer::from_slice(&vals, name).map_err(dev_err)
         };
         let optional = |name: &str| model.tensor_data(name).map(|_| vector(name)).transpose();
         let layers = (0..config.n_layer)
@@ -143,13 +156,28 @@ impl GpuModel {
             })
             .collect::<Result<Vec<_>>>()?;
         let embeddings = matrix("embeddings.weight")?;
-        let lm_head = if config.tie_embeddings { None } else { Some(matrix("lm_head.weight")?) };
+        let lm_head = if config.tie_embeddings {
+            None
+        } else {
+            Some(matrix("lm_head.weight")?)
+        };
         let norm_f = vector("norm_f.weight")?;
-        let mut weights_bytes = embeddings.size_bytes() + norm_f.size_bytes() + lm_head.as_ref().map_or(0, |w| w.size_bytes());
+        let mut weights_bytes = embeddings.size_bytes()
+            + norm_f.size_bytes()
+            + lm_head.as_ref().map_or(0, |w| w.size_bytes());
         for l in &layers {
-            weights_bytes += [&l.in_proj, &l.x_proj, &l.dt_proj, &l.out_proj].iter().map(|w| w.size_bytes()).sum::<usize>();
-            weights_bytes += [&l.norm, &l.conv_w, &l.dt_bias, &l.a, &l.d].iter().map(|b| b.size_bytes()).sum::<usize>();
-            weights_bytes += [&l.in_bias, &l.conv_b, &l.out_bias].iter().map(|b| b.as_ref().map_or(0, |b| b.size_bytes())).sum::<usize>();
+            weights_bytes += [&l.in_proj, &l.x_proj, &l.dt_proj, &l.out_proj]
+                .iter()
+                .map(|w| w.size_bytes())
+                .sum::<usize>();
+            weights_bytes += [&l.norm, &l.conv_w, &l.dt_bias, &l.a, &l.d]
+                .iter()
+                .map(|b| b.size_bytes())
+                .sum::<usize>();
+            weights_bytes += [&l.in_bias, &l.conv_b, &l.out_bias]
+                .iter()
+                .map(|b| b.as_ref().map_or(0, |b| b.size_bytes()))
+                .sum::<usize>();
         }
         Ok(GpuModel {
             device,
@@ -215,7 +243,12 @@ impl GpuModel {
     pub fn memory(&self) -> Result<DeviceMemory> {
         self.select()?;
         let (free, total) = gpu::mem_info().map_err(dev_err)?;
-        Ok(DeviceMemory { allocated: gpu::allocated_bytes(), peak: gpu::peak_allocated_bytes(), free, total })
+        Ok(DeviceMemory {
+            allocated: gpu::allocated_bytes(),
+            peak: gpu::peak_allocated_bytes(),
+            free,
+            total,
+        })
     }
 
     /// Makes this model's device current for the calling thread.

@@ -7,7 +7,8 @@
 //! (ggml-org/llama.cpp@04e1dd75), with f32 activation scales (see
 //! [`crate::cpu::act`]). Plain safe Rust, always compiled.
 
-use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K, Q8_1_GROUP};
+use crate::cpu::act::{BlockQ8K, BlockQ8_1, Q8_1_GROUP, QK8_1, QK_K};
+use mamba_format::quant::f16_from_le;
 use mamba_format::quant::k_common::get_scale_min_k4;
 use mamba_format::quant::q4_0::BlockQ4_0;
 use mamba_format::quant::q4_1::BlockQ4_1;
@@ -17,7 +18,6 @@ use mamba_format::quant::q5_1::BlockQ5_1;
 use mamba_format::quant::q5_k::BlockQ5K;
 use mamba_format::quant::q6_k::BlockQ6K;
 use mamba_format::quant::q8_0::BlockQ8_0;
-use mamba_format::quant::f16_from_le;
 
 // ── 32-weight blocks × BlockQ8_1 ─────────────────────────────────────────────
 
@@ -51,10 +51,10 @@ fn dot_groups(a: &[BlockQ8_1], nb: usize, block: impl Fn(usize) -> (f32, f32, i3
     let (mut acc, mut macc) = (0.0f32, 0.0f32);
     for g in (0..nb).step_by(Q8_1_GROUP) {
         let mut t = 0.0f32;
-        for b in g..nb.min(g + Q8_1_GROUP) {
+        for (b, ab) in a.iter().enumerate().take(nb.min(g + Q8_1_GROUP)).skip(g) {
             let (dw, m, isum) = block(b);
             t += dw * isum as f32;
-            macc += m * a[b].s;
+            macc += m * ab.s;
         }
         acc += a[g].d * t;
     }
@@ -63,19 +63,35 @@ fn dot_groups(a: &[BlockQ8_1], nb: usize, block: impl Fn(usize) -> (f32, f32, i3
 
 /// Q4_0 weights (`x = d·(q − 8)`) · Q8_1 activations.
 pub fn vec_dot_q4_0_q8_1_ref(w: &[BlockQ4_0], a: &[BlockQ8_1]) -> f32 {
-    dot_groups(a, w.len(), |b| (f16_from_le(w[b].d), 0.0, idot(&a[b], |j| nibble(&w[b].qs, j) - 8)))
+    dot_groups(a, w.len(), |b| {
+        (
+            f16_from_le(w[b].d),
+            0.0,
+            idot(&a[b], |j| nibble(&w[b].qs, j) - 8),
+        )
+    })
 }
 
 /// Q4_1 weights (`x = d·q + m`) · Q8_1 activations: `d·da·Σ q·qa + m·s`.
 pub fn vec_dot_q4_1_q8_1_ref(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    dot_groups(a, w.len(), |b| (f16_from_le(w[b].d), f16_from_le(w[b].m), idot(&a[b], |j| nibble(&w[b].qs, j))))
+    dot_groups(a, w.len(), |b| {
+        (
+            f16_from_le(w[b].d),
+            f16_from_le(w[b].m),
+            idot(&a[b], |j| nibble(&w[b].qs, j)),
+        )
+    })
 }
 
 /// Q5_0 weights (`x = d·(q − 16)`) · Q8_1 activations.
 pub fn vec_dot_q5_0_q8_1_ref(w: &[BlockQ5_0], a: &[BlockQ8_1]) -> f32 {
     dot_groups(a, w.len(), |b| {
         let wb = &w[b];
-        (f16_from_le(wb.d), 0.0, idot(&a[b], |j| (nibble(&wb.qs, j) | q5_high(wb.qh, j)) - 16))
+        (
+            f16_from_le(wb.d),
+            0.0,
+            idot(&a[b], |j| (nibble(&wb.qs, j) | q5_high(wb.qh, j)) - 16),
+        )
     })
 }
 
@@ -83,13 +99,19 @@ pub fn vec_dot_q5_0_q8_1_ref(w: &[BlockQ5_0], a: &[BlockQ8_1]) -> f32 {
 pub fn vec_dot_q5_1_q8_1_ref(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     dot_groups(a, w.len(), |b| {
         let wb = &w[b];
-        (f16_from_le(wb.d), f16_from_le(wb.m), idot(&a[b], |j| nibble(&wb.qs, j) | q5_high(wb.qh, j)))
+        (
+            f16_from_le(wb.d),
+            f16_from_le(wb.m),
+            idot(&a[b], |j| nibble(&wb.qs, j) | q5_high(wb.qh, j)),
+        )
     })
 }
 
 /// Q8_0 weights (`x = d·q`) · Q8_1 activations.
 pub fn vec_dot_q8_0_q8_1_ref(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
-    dot_groups(a, w.len(), |b| (f16_from_le(w[b].d), 0.0, idot(&a[b], |j| w[b].qs[j] as i32)))
+    dot_groups(a, w.len(), |b| {
+        (f16_from_le(w[b].d), 0.0, idot(&a[b], |j| w[b].qs[j] as i32))
+    })
 }
 
 // ── 256-weight super-blocks × BlockQ8K ───────────────────────────────────────
@@ -103,7 +125,13 @@ fn idot32(qs: &[i8], q: impl Fn(usize) -> i32) -> i32 {
 /// Q4_K/Q5_K super-block: `d·da·Σ_s sc_s·Σ q·qa − dmin·da·Σ_s m_s·Σ qa`, with
 /// `q(c, h, i)` the quant of weight `64c + 32h + i`.
 #[inline]
-fn dot_k4(d: [u8; 2], dmin: [u8; 2], scales: &[u8; 12], ab: &BlockQ8K, q: impl Fn(usize, usize, usize) -> i32) -> f32 {
+fn dot_k4(
+    d: [u8; 2],
+    dmin: [u8; 2],
+    scales: &[u8; 12],
+    ab: &BlockQ8K,
+    q: impl Fn(usize, usize, usize) -> i32,
+) -> f32 {
     let (mut isum, mut msum) = (0i32, 0i32);
     for s in 0..QK_K / 32 {
         let (c, h) = (s / 2, s % 2);
@@ -118,7 +146,9 @@ fn dot_k4(d: [u8; 2], dmin: [u8; 2], scales: &[u8; 12], ab: &BlockQ8K, q: impl F
 pub fn vec_dot_q4_k_q8_k_ref(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let mut acc = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {
-        acc += dot_k4(wb.d, wb.dmin, &wb.scales, ab, |c, h, i| (wb.qs[32 * c + i] >> (4 * h) & 0x0F) as i32);
+        acc += dot_k4(wb.d, wb.dmin, &wb.scales, ab, |c, h, i| {
+            (wb.qs[32 * c + i] >> (4 * h) & 0x0F) as i32
+        });
     }
     acc
 }
@@ -152,7 +182,9 @@ pub fn vec_dot_q6_k_q8_k_ref(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
             for k in 0..4 {
                 for g in 0..2 {
                     let off = 128 * half + 32 * k + 16 * g;
-                    let dot: i32 = (0..16).map(|i| q(k, 16 * g + i) * ab.qs[off + i] as i32).sum();
+                    let dot: i32 = (0..16)
+                        .map(|i| q(k, 16 * g + i) * ab.qs[off + i] as i32)
+                        .sum();
                     isum += wb.scales[off / 16] as i32 * dot;
                 }
             }
@@ -179,8 +211,8 @@ fn dot_lanes(x: &[f32], w: impl Fn(usize) -> f32) -> f32 {
     let h = [l[0] + l[4], l[1] + l[5], l[2] + l[6], l[3] + l[7]];
     let mut acc = (h[0] + h[2]) + (h[1] + h[3]);
     let mut tail = 0.0f32;
-    for k in full..x.len() {
-        tail += w(k) * x[k];
+    for (k, &xk) in x.iter().enumerate().skip(full) {
+        tail += w(k) * xk;
     }
     acc += tail;
     acc
@@ -188,7 +220,9 @@ fn dot_lanes(x: &[f32], w: impl Fn(usize) -> f32) -> f32 {
 
 /// F32 weights (little-endian bytes, any alignment) · f32 activations.
 pub fn vec_dot_f32_ref(w: &[u8], x: &[f32]) -> f32 {
-    dot_lanes(x, |k| f32::from_le_bytes([w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]]))
+    dot_lanes(x, |k| {
+        f32::from_le_bytes([w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]])
+    })
 }
 
 /// F16 weights (little-endian bytes) · f32 activations.
@@ -198,5 +232,7 @@ pub fn vec_dot_f16_f32_ref(w: &[u8], x: &[f32]) -> f32 {
 
 /// BF16 weights (little-endian bytes) · f32 activations.
 pub fn vec_dot_bf16_f32_ref(w: &[u8], x: &[f32]) -> f32 {
-    dot_lanes(x, |k| f32::from_bits((u16::from_le_bytes([w[2 * k], w[2 * k + 1]]) as u32) << 16))
+    dot_lanes(x, |k| {
+        f32::from_bits((u16::from_le_bytes([w[2 * k], w[2 * k + 1]]) as u32) << 16)
+    })
 }

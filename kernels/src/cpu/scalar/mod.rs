@@ -92,14 +92,27 @@ impl RefDot for Q6K {
 }
 
 /// A one-row tile: `out[0][j] = dot(rows[0], toks[j])` for `j < rn`.
-fn tile_ref<D: RefDot>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
+fn tile_ref<D: RefDot>(
+    rows: &[&[u8]; MR],
+    toks: &[&[u8]; NR],
+    rn: usize,
+    out: &mut [[f32; NR]; MR],
+) {
     for (o, a) in out[0].iter_mut().zip(&toks[..rn]) {
         *o = D::dot(rows[0], a);
     }
 }
 
 const fn row(ty: QuantType, tile: tile::TileFn) -> TypeKernel {
-    TypeKernel { ty, act: ActType::for_weights(ty), rows_per_tile: 1, toks_per_tile: NR, tile }
+    TypeKernel {
+        ty,
+        act: ActType::for_weights(ty),
+        rows_per_tile: 1,
+        toks_per_tile: NR,
+        tile,
+        decode_rows_per_tile: 1,
+        decode_tile: tile,
+    }
 }
 
 fn quantize_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {

@@ -1,6 +1,6 @@
 //! Scalar reference activation quantizers (see [`crate::cpu::act`]).
 
-use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K, Q8_1_GROUP};
+use crate::cpu::act::{BlockQ8K, BlockQ8_1, Q8_1_GROUP, QK8_1, QK_K};
 
 /// `(d, 1/d)` for a block whose largest magnitude is `amax`: `d = amax / 127`.
 #[inline]
@@ -17,7 +17,11 @@ fn amax(x: &[f32]) -> f32 {
 /// Quantizes `x` (length a multiple of 32) into `y` (`x.len() / 32` blocks), one
 /// scale per group of [`Q8_1_GROUP`] blocks.
 pub fn quantize_row_q8_1_ref(x: &[f32], y: &mut [BlockQ8_1]) {
-    assert_eq!(x.len(), y.len() * QK8_1, "quantize_row_q8_1_ref: wrong lengths");
+    assert_eq!(
+        x.len(),
+        y.len() * QK8_1,
+        "quantize_row_q8_1_ref: wrong lengths"
+    );
     for (g, x) in y.chunks_mut(Q8_1_GROUP).zip(x.chunks(Q8_1_GROUP * QK8_1)) {
         let (d, id) = scales(amax(x));
         for (b, x) in g.iter_mut().zip(x.chunks_exact(QK8_1)) {
@@ -34,7 +38,11 @@ pub fn quantize_row_q8_1_ref(x: &[f32], y: &mut [BlockQ8_1]) {
 
 /// Quantizes `x` (length a multiple of 256) into `y` (`x.len() / 256` blocks).
 pub fn quantize_row_q8_k_ref(x: &[f32], y: &mut [BlockQ8K]) {
-    assert_eq!(x.len(), y.len() * QK_K, "quantize_row_q8_k_ref: wrong lengths");
+    assert_eq!(
+        x.len(),
+        y.len() * QK_K,
+        "quantize_row_q8_k_ref: wrong lengths"
+    );
     for (b, x) in y.iter_mut().zip(x.chunks_exact(QK_K)) {
         let (d, id) = scales(amax(x));
         for (q, &v) in b.qs.iter_mut().zip(x) {

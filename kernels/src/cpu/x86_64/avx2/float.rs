@@ -11,7 +11,7 @@
 //! Activations stay f32: an F32 model gets f32 arithmetic, only the summation order
 //! differs from the reference.
 
-use super::hsum_ps;
+use super::{hsum_ps, prefetch_ahead};
 use crate::cpu::tile::{MR, NR};
 use std::arch::x86_64::*;
 
@@ -78,7 +78,12 @@ impl FloatW for Bf16 {
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn tile<F: FloatW, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
+pub(super) unsafe fn tile<F: FloatW, const RM: usize, const RN: usize>(
+    rows: &[&[u8]; MR],
+    toks: &[&[u8]; NR],
+    rn: usize,
+    out: &mut [[f32; NR]; MR],
+) {
     match rn {
         1 => tile_n::<F, RM, 1>(rows, toks, out),
         2 => tile_n::<F, RM, 2>(rows, toks, out),
@@ -89,7 +94,11 @@ pub(super) unsafe fn tile<F: FloatW, const RM: usize, const RN: usize>(rows: &[&
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_n<F: FloatW, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], out: &mut [[f32; NR]; MR]) {
+unsafe fn tile_n<F: FloatW, const RM: usize, const RN: usize>(
+    rows: &[&[u8]; MR],
+    toks: &[&[u8]; NR],
+    out: &mut [[f32; NR]; MR],
+) {
     let cols = rows[0].len() / F::BYTES;
     for r in &rows[..RM] {
         assert_eq!(r.len(), cols * F::BYTES, "weight row length");
@@ -102,6 +111,9 @@ unsafe fn tile_n<F: FloatW, const RM: usize, const RN: usize>(rows: &[&[u8]; MR]
     for k in (0..full).step_by(8) {
         let mut w = [_mm256_setzero_ps(); RM];
         for (i, wi) in w.iter_mut().enumerate() {
+            if RN == 1 && (k * F::BYTES) & 63 == 0 {
+                prefetch_ahead(rows[i], RM, k * F::BYTES);
+            }
             // SAFETY: k + 8 <= cols, and row i has cols weights (checked above).
             *wi = F::load8(rows[i].as_ptr().add(k * F::BYTES));
         }
@@ -118,7 +130,8 @@ unsafe fn tile_n<F: FloatW, const RM: usize, const RN: usize>(rows: &[&[u8]; MR]
             let x = toks[j];
             let mut tail = 0.0f32;
             for k in full..cols {
-                tail += F::get(rows[i], k) * f32::from_le_bytes([x[4 * k], x[4 * k + 1], x[4 * k + 2], x[4 * k + 3]]);
+                tail += F::get(rows[i], k)
+                    * f32::from_le_bytes([x[4 * k], x[4 * k + 1], x[4 * k + 2], x[4 * k + 3]]);
             }
             out[i][j] = hsum_ps(acc[i][j]) + tail;
         }

@@ -3,8 +3,8 @@
 //! [`crate::cpu::scalar::dot`]. After ggml `ggml-cpu/arch/x86/quants.c`
 //! `ggml_vec_dot_q4_K_q8_K` and siblings (ggml-org/llama.cpp@04e1dd75).
 //!
-//! Each super-block is first unpacked into one common form, [`KUnpacked`], so the
-//! multiply is written once:
+//! Each type only says how to read one super-block into a common form — a
+//! [`KHeader`] plus eight 32-weight chunks — so the multiply is written once:
 //!
 //! ```text
 //! q[k]    32 unsigned quants of weights 32k .. 32k+32        (Q4_K 0..16, Q5_K 0..32, Q6_K 0..64)
@@ -17,19 +17,23 @@
 //!             acc += d·da·s − dmin·da·m        (Q6_K: dmin = d, so d·da·(s − m) in integers)
 //! ```
 //!
+//! With several tokens, each row's chunks are unpacked once into [`KUnpacked`] and
+//! reused; with one token (decode), each chunk is multiplied as soon as it is read.
+//!
 //! Ranges: pair sums of `maddubs` are at most 2·63·127 = 16002; scales fit i16; the
 //! i32 sums stay below 2²⁶.
 
-use super::{f16_at, hsum_ps};
+use super::{f16_at, hsum_ps, prefetch_ahead};
 use crate::cpu::act::BlockQ8K;
 use crate::cpu::tile::{MR, NR};
 use std::arch::x86_64::*;
 
-/// One K-quant super-block in the common unpacked form (see the module docs).
+/// What a super-block's chunks share.
 #[derive(Clone, Copy)]
-pub(super) struct KUnpacked {
-    q: [__m256i; 8],
-    sc: [__m256i; 8],
+pub(super) struct KHeader {
+    /// The scales, in the form the type's [`KQuant::chunk`] shuffles them from.
+    scales: __m256i,
+    /// 16 × i16: per group of 16 weights, what one unit of activation subtracts.
     mins: __m256i,
     d: f32,
     dmin: f32,
@@ -41,11 +45,18 @@ pub(super) trait KQuant {
     const SIZE: usize;
     /// True when the mins use the same scale as the quants (`dmin == d`).
     const SAME_SCALE: bool;
-    /// Unpacks the super-block at `p`.
+    /// The header of the super-block at `p`.
     ///
     /// # Safety
     /// `p` is valid for reading `SIZE` bytes; the CPU supports AVX2, FMA and F16C.
-    unsafe fn unpack(p: *const u8, u: &mut KUnpacked);
+    unsafe fn header(p: *const u8) -> KHeader;
+    /// Chunk `k` (weights `32k .. 32k + 32`) of the super-block at `p`: 32 unsigned
+    /// quants and 16 × i16 scales (lanes 0..8 for its first 16 weights, 8..16 for
+    /// the other 16).
+    ///
+    /// # Safety
+    /// As [`KQuant::header`]; `k < 8`; `h` is the header of the same super-block.
+    unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i);
 }
 
 pub(super) struct Q4K;
@@ -65,101 +76,150 @@ fn scales_mins_k4(s: &[u8; 12]) -> (u64, u64) {
     let sc_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
     let m_lo = u1 & KMASK1;
     let m_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
-    (sc_lo as u64 | (sc_hi as u64) << 32, m_lo as u64 | (m_hi as u64) << 32)
+    (
+        sc_lo as u64 | (sc_hi as u64) << 32,
+        m_lo as u64 | (m_hi as u64) << 32,
+    )
 }
 
-/// Fills `sc` and `mins` from Q4_K/Q5_K scales and mins (one per 32 weights).
+/// Q4_K/Q5_K header: `{d: f16, dmin: f16, scales: [u8; 12], ..}`. `scales` holds
+/// the eight sub-block scales as i16 in both 128-bit lanes; `mins` repeats each
+/// sub-block's min for its two groups of 16.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k4_scales(scales: *const u8, u: &mut KUnpacked) {
-    let (sc, m) = scales_mins_k4(&std::ptr::read_unaligned(scales as *const [u8; 12]));
-    let sc8 = _mm_cvtsi64_si128(sc as i64);
-    for (k, v) in u.sc.iter_mut().enumerate() {
-        *v = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sc8, _mm_set1_epi8(k as i8)));
-    }
+unsafe fn k4_header(p: *const u8) -> KHeader {
+    let (sc, m) = scales_mins_k4(&std::ptr::read_unaligned(p.add(4) as *const [u8; 12]));
+    let sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
-    u.mins = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+    KHeader {
+        scales: _mm256_broadcastsi128_si256(sc16),
+        mins: _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16)),
+        d: f16_at(p),
+        dmin: f16_at(p.add(2)),
+    }
+}
+
+/// Scale `k` of a Q4_K/Q5_K header, in all 16 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_scale(h: &KHeader, k: usize) -> __m256i {
+    let lane = (((2 * k + 1) << 8) | (2 * k)) as i16;
+    _mm256_shuffle_epi8(h.scales, _mm256_set1_epi16(lane))
+}
+
+/// Low 4 bits of chunk `k` of a Q4_K/Q5_K block whose 128 bytes of nibbles are at
+/// `qs`: 32 bytes cover chunks 2c (low nibbles) and 2c + 1 (high).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_nibbles(qs: *const u8, k: usize) -> __m256i {
+    let bits = _mm256_loadu_si256(qs.add(32 * (k / 2)) as *const __m256i);
+    let bits = if k % 2 == 1 {
+        _mm256_srli_epi16::<4>(bits)
+    } else {
+        bits
+    };
+    _mm256_and_si256(bits, _mm256_set1_epi8(0x0F))
 }
 
 impl KQuant for Q4K {
+    // {d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]}
     const SIZE: usize = 144;
     const SAME_SCALE: bool = false;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn unpack(p: *const u8, u: &mut KUnpacked) {
-        // {d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]}
-        u.d = f16_at(p);
-        u.dmin = f16_at(p.add(2));
-        k4_scales(p.add(4), u);
-        let m4 = _mm256_set1_epi8(0x0F);
-        for c in 0..4 {
-            let bits = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
-            u.q[2 * c] = _mm256_and_si256(bits, m4);
-            u.q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4);
-        }
+    unsafe fn header(p: *const u8) -> KHeader {
+        k4_header(p)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i) {
+        (k4_nibbles(p.add(16), k), k4_scale(h, k))
     }
 }
 
 impl KQuant for Q5K {
+    // {d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]}
     const SIZE: usize = 176;
     const SAME_SCALE: bool = false;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn unpack(p: *const u8, u: &mut KUnpacked) {
-        // {d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]}
-        u.d = f16_at(p);
-        u.dmin = f16_at(p.add(2));
-        k4_scales(p.add(4), u);
-        let m4 = _mm256_set1_epi8(0x0F);
-        let (b0, b1) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
-        // Bit 2c of qh[i] is the fifth bit of weight 64c + i, bit 2c + 1 of 64c + 32 + i;
-        // shifting right by 2 per chunk brings them to bits 0 and 1.
-        let mut hb = _mm256_loadu_si256(p.add(16) as *const __m256i);
-        for c in 0..4 {
-            let bits = _mm256_loadu_si256(p.add(48 + 32 * c) as *const __m256i);
-            let h0 = _mm256_slli_epi16::<4>(_mm256_and_si256(hb, b0));
-            let h1 = _mm256_slli_epi16::<3>(_mm256_and_si256(hb, b1));
-            u.q[2 * c] = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-            u.q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
-            hb = _mm256_srli_epi16::<2>(hb);
-        }
+    unsafe fn header(p: *const u8) -> KHeader {
+        k4_header(p)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i) {
+        // Bit k of qh[i] is the fifth bit of weight 32k + i: move it to bit 4.
+        let qh = _mm256_and_si256(
+            _mm256_loadu_si256(p.add(16) as *const __m256i),
+            _mm256_set1_epi8(1 << k),
+        );
+        let hi = if k >= 4 {
+            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(k as i32 - 4))
+        } else {
+            _mm256_sll_epi16(qh, _mm_cvtsi32_si128(4 - k as i32))
+        };
+        (
+            _mm256_or_si256(k4_nibbles(p.add(48), k), hi),
+            k4_scale(h, k),
+        )
     }
 }
 
-/// Bits 0-1 of each byte of `v`, moved to bits 4-5.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn top2(v: __m256i, m2: __m256i) -> __m256i {
-    _mm256_slli_epi16::<4>(_mm256_and_si256(v, m2))
-}
-
 impl KQuant for Q6K {
+    // {ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16}
     const SIZE: usize = 210;
     const SAME_SCALE: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn unpack(p: *const u8, u: &mut KUnpacked) {
-        // {ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16}
-        u.d = f16_at(p.add(208));
-        u.dmin = u.d;
-        let m4 = _mm256_set1_epi8(0x0F);
-        let m2 = _mm256_set1_epi8(0x03);
-        for h in 0..2 {
-            let l0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
-            let l1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
-            let hb = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
-            u.q[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, m4), top2(hb, m2));
-            u.q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), top2(_mm256_srli_epi16::<2>(hb), m2));
-            u.q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4), top2(_mm256_srli_epi16::<4>(hb), m2));
-            u.q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4), top2(_mm256_srli_epi16::<6>(hb), m2));
-        }
+    unsafe fn header(p: *const u8) -> KHeader {
         let sc = _mm_loadu_si128(p.add(192) as *const __m128i);
-        for (k, v) in u.sc.iter_mut().enumerate() {
-            let (lo, hi) = ((2 * k) as i64 * 0x0101010101010101, (2 * k + 1) as i64 * 0x0101010101010101);
-            *v = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, _mm_set_epi64x(hi, lo)));
+        let d = f16_at(p.add(208));
+        // The −32 offset: each group of 16 subtracts 32·scale per unit of activation.
+        KHeader {
+            scales: _mm256_castsi128_si256(sc),
+            mins: _mm256_slli_epi16::<5>(_mm256_cvtepi8_epi16(sc)),
+            d,
+            dmin: d,
         }
-        u.mins = _mm256_slli_epi16::<5>(_mm256_cvtepi8_epi16(sc));
     }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i) {
+        // Half (k / 4) covers weights 128·half ..; in it, chunk j = k % 4 takes the
+        // low (j < 2) or high nibbles of ql[64·half + 32·(j % 2) ..] and bits
+        // 2j, 2j + 1 of qh[32·half ..].
+        let (half, j) = (k / 4, k % 4);
+        let l = _mm256_loadu_si256(p.add(64 * half + 32 * (j % 2)) as *const __m256i);
+        let l = if j >= 2 { _mm256_srli_epi16::<4>(l) } else { l };
+        let qh = _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i);
+        let top = _mm256_and_si256(
+            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let q = _mm256_or_si256(
+            _mm256_and_si256(l, _mm256_set1_epi8(0x0F)),
+            _mm256_slli_epi16::<4>(top),
+        );
+        // Scales of weights 32k .. 32k+16 and 32k+16 .. 32k+32 (groups 2k, 2k + 1).
+        let (g0, g1) = (
+            (2 * k) as i64 * 0x0101010101010101,
+            (2 * k + 1) as i64 * 0x0101010101010101,
+        );
+        let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+            _mm256_castsi256_si128(h.scales),
+            _mm_set_epi64x(g1, g0),
+        ));
+        (q, sc)
+    }
+}
+
+/// One super-block unpacked for reuse across tokens.
+#[derive(Clone, Copy)]
+struct KUnpacked {
+    h: KHeader,
+    q: [__m256i; 8],
+    sc: [__m256i; 8],
 }
 
 const ACT_SIZE: usize = std::mem::size_of::<BlockQ8K>();
@@ -170,7 +230,12 @@ const ACT_SIZE: usize = std::mem::size_of::<BlockQ8K>();
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn tile<K: KQuant, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], rn: usize, out: &mut [[f32; NR]; MR]) {
+pub(super) unsafe fn tile<K: KQuant, const RM: usize, const RN: usize>(
+    rows: &[&[u8]; MR],
+    toks: &[&[u8]; NR],
+    rn: usize,
+    out: &mut [[f32; NR]; MR],
+) {
     match rn {
         1 => tile_n::<K, RM, 1>(rows, toks, out),
         2 => tile_n::<K, RM, 2>(rows, toks, out),
@@ -179,9 +244,35 @@ pub(super) unsafe fn tile<K: KQuant, const RM: usize, const RN: usize>(rows: &[&
     }
 }
 
+/// `acc += d·da·s − dmin·da·m` (in integers first when `dmin == d`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_n<K: KQuant, const RM: usize, const RN: usize>(rows: &[&[u8]; MR], toks: &[&[u8]; NR], out: &mut [[f32; NR]; MR]) {
+unsafe fn accumulate<K: KQuant>(
+    acc: __m256,
+    h: &KHeader,
+    da: f32,
+    s: __m256i,
+    m: __m256i,
+) -> __m256 {
+    if K::SAME_SCALE {
+        _mm256_fmadd_ps(
+            _mm256_set1_ps(h.d * da),
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(s, m)),
+            acc,
+        )
+    } else {
+        let acc = _mm256_fmadd_ps(_mm256_set1_ps(h.d * da), _mm256_cvtepi32_ps(s), acc);
+        _mm256_fnmadd_ps(_mm256_set1_ps(h.dmin * da), _mm256_cvtepi32_ps(m), acc)
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_n<K: KQuant, const RM: usize, const RN: usize>(
+    rows: &[&[u8]; MR],
+    toks: &[&[u8]; NR],
+    out: &mut [[f32; NR]; MR],
+) {
     let nb = rows[0].len() / K::SIZE;
     for r in &rows[..RM] {
         assert_eq!(r.len(), nb * K::SIZE, "weight row length");
@@ -189,17 +280,53 @@ unsafe fn tile_n<K: KQuant, const RM: usize, const RN: usize>(rows: &[&[u8]; MR]
     for t in &toks[..RN] {
         assert_eq!(t.len(), nb * ACT_SIZE, "activation row length");
     }
-    let zero = _mm256_setzero_si256();
-    let mut u = [KUnpacked { q: [zero; 8], sc: [zero; 8], mins: zero, d: 0.0, dmin: 0.0 }; RM];
     let mut acc = [[_mm256_setzero_ps(); RN]; RM];
+    let zero = _mm256_setzero_si256();
+    let mut u = [KUnpacked {
+        h: KHeader {
+            scales: zero,
+            mins: zero,
+            d: 0.0,
+            dmin: 0.0,
+        },
+        q: [zero; 8],
+        sc: [zero; 8],
+    }; RM];
     for b in 0..nb {
+        if RN == 1 {
+            // One token: multiply each chunk as it is read.
+            // SAFETY: token 0 holds nb activation blocks (checked above): {d: f32,
+            // qs: [i8; 256], bsums: [i16; 16]}, read unaligned.
+            let ap = toks[0].as_ptr().add(b * ACT_SIZE);
+            let da = std::ptr::read_unaligned(ap as *const f32);
+            let bsums = _mm256_loadu_si256(ap.add(260) as *const __m256i);
+            for i in 0..RM {
+                for line in (0..K::SIZE).step_by(64) {
+                    prefetch_ahead(rows[i], RM, b * K::SIZE + line);
+                }
+                // SAFETY: row i holds nb super-blocks (checked above).
+                let p = rows[i].as_ptr().add(b * K::SIZE);
+                let h = K::header(p);
+                let mut s = _mm256_setzero_si256();
+                for k in 0..8 {
+                    let (q, sc) = K::chunk(p, &h, k);
+                    let a = _mm256_loadu_si256(ap.add(4 + 32 * k) as *const __m256i);
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), sc));
+                }
+                acc[i][0] = accumulate::<K>(acc[i][0], &h, da, s, _mm256_madd_epi16(h.mins, bsums));
+            }
+            continue;
+        }
         for (i, ui) in u.iter_mut().enumerate() {
             // SAFETY: row i holds nb super-blocks (checked above).
-            K::unpack(rows[i].as_ptr().add(b * K::SIZE), ui);
+            let p = rows[i].as_ptr().add(b * K::SIZE);
+            ui.h = K::header(p);
+            for k in 0..8 {
+                (ui.q[k], ui.sc[k]) = K::chunk(p, &ui.h, k);
+            }
         }
         for j in 0..RN {
-            // SAFETY: token j holds nb activation blocks (checked above): {d: f32,
-            // qs: [i8; 256], bsums: [i16; 16]}, read unaligned.
+            // SAFETY: as above, for token j.
             let ap = toks[j].as_ptr().add(b * ACT_SIZE);
             let da = std::ptr::read_unaligned(ap as *const f32);
             let bsums = _mm256_loadu_si256(ap.add(260) as *const __m256i);
@@ -207,16 +334,13 @@ unsafe fn tile_n<K: KQuant, const RM: usize, const RN: usize>(rows: &[&[u8]; MR]
                 let mut s = _mm256_setzero_si256();
                 for k in 0..8 {
                     let a = _mm256_loadu_si256(ap.add(4 + 32 * k) as *const __m256i);
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(ui.q[k], a), ui.sc[k]));
+                    s = _mm256_add_epi32(
+                        s,
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(ui.q[k], a), ui.sc[k]),
+                    );
                 }
-                let m = _mm256_madd_epi16(ui.mins, bsums);
-                if K::SAME_SCALE {
-                    let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(s, m));
-                    acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(ui.d * da), v, acc[i][j]);
-                } else {
-                    acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(ui.d * da), _mm256_cvtepi32_ps(s), acc[i][j]);
-                    acc[i][j] = _mm256_fnmadd_ps(_mm256_set1_ps(ui.dmin * da), _mm256_cvtepi32_ps(m), acc[i][j]);
-                }
+                acc[i][j] =
+                    accumulate::<K>(acc[i][j], &ui.h, da, s, _mm256_madd_epi16(ui.h.mins, bsums));
             }
         }
     }

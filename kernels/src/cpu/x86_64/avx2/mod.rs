@@ -8,7 +8,8 @@
 mod float;
 mod kquant;
 mod math;
-mod q32;
+mod q4;
+mod q8_0;
 mod quantize;
 mod ssm;
 
@@ -28,34 +29,111 @@ pub(super) static KERNELS: Kernels = Kernels {
     tiled: Some(&MATMUL),
 };
 
-const fn row(ty: QuantType, rows_per_tile: usize, toks_per_tile: usize, tile: tile::TileFn) -> TypeKernel {
-    TypeKernel { ty, act: ActType::for_weights(ty), rows_per_tile, toks_per_tile, tile }
+/// One table row: `shape` = (rows, tokens) per tile and its kernel; `decode` =
+/// rows per tile and kernel for a single token.
+const fn row(
+    ty: QuantType,
+    shape: (usize, usize),
+    tile: tile::TileFn,
+    decode: (usize, tile::TileFn),
+) -> TypeKernel {
+    let (rows_per_tile, toks_per_tile) = shape;
+    let (decode_rows_per_tile, decode_tile) = decode;
+    TypeKernel {
+        ty,
+        act: ActType::for_weights(ty),
+        rows_per_tile,
+        toks_per_tile,
+        tile,
+        decode_rows_per_tile,
+        decode_tile,
+    }
 }
 
-/// Tile shapes (rows × tokens) of the float, 32-block and K-quant kernels: as
-/// many accumulators as the 16 YMM registers hold beside the operands.
+/// Tile shapes, rows × tokens (`_RM`, `_RN`), and rows for a single token (`_DM`),
+/// of the float, 32-block and K-quant kernels; measured best on Zen 3 with
+/// `cargo bench --bench matmul -- tune` (as many accumulators as the 16 YMM
+/// registers hold beside the operands).
 const F_RM: usize = 3;
 const F_RN: usize = 4;
+const F_DM: usize = 4;
 const Q_RM: usize = 4;
 const Q_RN: usize = 4;
-const K_RM: usize = 2;
-const K_RN: usize = 4;
+const Q_DM: usize = 4;
+const K_RM: usize = 1;
+const K_RN: usize = 8;
+const K_DM: usize = 4;
 
 static MATMUL: MatmulKernels = MatmulKernels {
     quantize_q8_1: quantize::quantize_row_q8_1,
     quantize_q8_k: quantize::quantize_row_q8_k,
     types: [
-        row(QuantType::F32, F_RM, F_RN, float::tile::<float::F32, F_RM, F_RN>),
-        row(QuantType::F16, F_RM, F_RN, float::tile::<float::F16, F_RM, F_RN>),
-        row(QuantType::Q4_0, Q_RM, Q_RN, q32::tile::<q32::Q4_0, Q_RM, Q_RN>),
-        row(QuantType::Q4_1, Q_RM, Q_RN, q32::tile::<q32::Q4_1, Q_RM, Q_RN>),
-        row(QuantType::Q5_0, Q_RM, Q_RN, q32::tile::<q32::Q5_0, Q_RM, Q_RN>),
-        row(QuantType::Q5_1, Q_RM, Q_RN, q32::tile::<q32::Q5_1, Q_RM, Q_RN>),
-        row(QuantType::Q8_0, Q_RM, Q_RN, q32::tile::<q32::Q8_0, Q_RM, Q_RN>),
-        row(QuantType::Q4_K, K_RM, K_RN, kquant::tile::<kquant::Q4K, K_RM, K_RN>),
-        row(QuantType::Q5_K, K_RM, K_RN, kquant::tile::<kquant::Q5K, K_RM, K_RN>),
-        row(QuantType::Q6_K, K_RM, K_RN, kquant::tile::<kquant::Q6K, K_RM, K_RN>),
-        row(QuantType::BF16, F_RM, F_RN, float::tile::<float::Bf16, F_RM, F_RN>),
+        row(
+            QuantType::F32,
+            (F_RM, F_RN),
+            float::tile::<float::F32, F_RM, F_RN>,
+            (F_DM, float::tile::<float::F32, F_DM, 1>),
+        ),
+        row(
+            QuantType::F16,
+            (F_RM, F_RN),
+            float::tile::<float::F16, F_RM, F_RN>,
+            (F_DM, float::tile::<float::F16, F_DM, 1>),
+        ),
+        row(
+            QuantType::Q4_0,
+            (Q_RM, Q_RN),
+            q4::tile::<q4::Q4_0, Q_RM, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q4_0, Q_DM, 1>),
+        ),
+        row(
+            QuantType::Q4_1,
+            (Q_RM, Q_RN),
+            q4::tile::<q4::Q4_1, Q_RM, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q4_1, Q_DM, 1>),
+        ),
+        row(
+            QuantType::Q5_0,
+            (Q_RM, Q_RN),
+            q4::tile::<q4::Q5_0, Q_RM, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q5_0, Q_DM, 1>),
+        ),
+        row(
+            QuantType::Q5_1,
+            (Q_RM, Q_RN),
+            q4::tile::<q4::Q5_1, Q_RM, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q5_1, Q_DM, 1>),
+        ),
+        row(
+            QuantType::Q8_0,
+            (Q_RM, Q_RN),
+            q8_0::tile::<Q_RM, Q_RN>,
+            (Q_DM, q8_0::tile::<Q_DM, 1>),
+        ),
+        row(
+            QuantType::Q4_K,
+            (K_RM, K_RN),
+            kquant::tile::<kquant::Q4K, K_RM, K_RN>,
+            (K_DM, kquant::tile::<kquant::Q4K, K_DM, 1>),
+        ),
+        row(
+            QuantType::Q5_K,
+            (K_RM, K_RN),
+            kquant::tile::<kquant::Q5K, K_RM, K_RN>,
+            (K_DM, kquant::tile::<kquant::Q5K, K_DM, 1>),
+        ),
+        row(
+            QuantType::Q6_K,
+            (K_RM, K_RN),
+            kquant::tile::<kquant::Q6K, K_RM, K_RN>,
+            (K_DM, kquant::tile::<kquant::Q6K, K_DM, 1>),
+        ),
+        row(
+            QuantType::BF16,
+            (F_RM, F_RN),
+            float::tile::<float::Bf16, F_RM, F_RN>,
+            (F_DM, float::tile::<float::Bf16, F_DM, 1>),
+        ),
     ],
 };
 
@@ -103,6 +181,43 @@ unsafe fn f16_at(p: *const u8) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
 }
 
+/// Tiles ahead that single-token kernels prefetch (see [`prefetch_ahead`]).
+const PREFETCH_TILES: usize = 2;
+
+/// Prefetches the bytes at `offset` of the row that comes `PREFETCH_TILES` tiles
+/// of `rm` rows after `row`, assuming rows are stored back to back (true of a
+/// weight matrix; otherwise the hint is merely useless). Decode streams each
+/// weight once; with several rows read in an interleaved pattern the hardware
+/// prefetcher does not recognise the streams, and without this hint throughput
+/// from DRAM drops to about half of the memory bandwidth.
+///
+/// # Safety
+/// The CPU must support SSE (any x86-64). Never faults: it is only a hint, and the
+/// address is formed with wrapping arithmetic.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn prefetch_ahead(row: &[u8], rm: usize, offset: usize) {
+    let p = row
+        .as_ptr()
+        .wrapping_add(PREFETCH_TILES * rm * row.len() + offset);
+    _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+}
+
+/// The f16 at byte `off` of each of the 4 blocks, widened: one conversion for
+/// the 4 rows of a tile (the u16s are gathered in a general register).
+///
+/// # Safety
+/// Each `p[i] + off` is valid for reading 2 bytes; the CPU supports F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn f16x4(p: [*const u8; 4], off: usize) -> __m128 {
+    let h = |i: usize| {
+        u16::from_le_bytes(std::ptr::read_unaligned(p[i].add(off) as *const [u8; 2])) as u64
+    };
+    let bits = h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48;
+    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
+}
+
 /// Spreads the 32 bits of the little-endian `u32` at `p` to 32 bytes: `0xFF` where
 /// the bit is set, `0` elsewhere (byte `j` ↔ bit `j`).
 ///
@@ -112,7 +227,12 @@ unsafe fn f16_at(p: *const u8) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
     let x32 = u32::from_le_bytes(std::ptr::read_unaligned(p as *const [u8; 4]));
-    let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    let shuf = _mm256_set_epi64x(
+        0x0303030303030303,
+        0x0202020202020202,
+        0x0101010101010101,
+        0,
+    );
     let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
     let bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
     _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1))

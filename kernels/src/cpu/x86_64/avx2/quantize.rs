@@ -4,7 +4,7 @@
 //! After ggml `ggml-cpu/arch/x86/quants.c` `quantize_row_q8_0` (ggml-org/llama.cpp@04e1dd75).
 
 use super::hsum_epi32;
-use crate::cpu::act::{BlockQ8K, BlockQ8_1, QK8_1, QK_K, Q8_1_GROUP};
+use crate::cpu::act::{BlockQ8K, BlockQ8_1, Q8_1_GROUP, QK8_1, QK_K};
 use std::arch::x86_64::*;
 
 /// Largest |x| over `v`.
@@ -25,7 +25,9 @@ unsafe fn amax(v: &[__m256]) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn round_i32(v: __m256, id: __m256) -> __m256i {
-    _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(v, id)))
+    _mm256_cvtps_epi32(_mm256_round_ps::<
+        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+    >(_mm256_mul_ps(v, id)))
 }
 
 /// Packs 4×8 i32 lanes (each in -127..=127) into 32 bytes in order.
@@ -35,7 +37,10 @@ unsafe fn pack(i: [__m256i; 4]) -> __m256i {
     // packs works per 128-bit half; the permute restores the element order.
     let a = _mm256_packs_epi32(i[0], i[1]);
     let b = _mm256_packs_epi32(i[2], i[3]);
-    _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    _mm256_permutevar8x32_epi32(
+        _mm256_packs_epi16(a, b),
+        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+    )
 }
 
 /// `(d, 1/d)` for largest magnitude `amax`, exactly as the reference computes them.
@@ -67,7 +72,10 @@ pub(super) unsafe fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
                 round_i32(v[4 * c + 2], idv),
                 round_i32(v[4 * c + 3], idv),
             ];
-            let sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+            let sum = hsum_epi32(_mm256_add_epi32(
+                _mm256_add_epi32(q[0], q[1]),
+                _mm256_add_epi32(q[2], q[3]),
+            ));
             _mm256_storeu_si256(b.qs.as_mut_ptr() as *mut __m256i, pack(q));
             b.d = d;
             b.s = d * sum as f32;

@@ -1,9 +1,10 @@
 //! AVX2 selective scan and causal conv1d + SiLU. Scalar references:
 //! [`selective_scan_ref`] and [`conv1d_silu_ref`]; same formulas and association
-//! order, with the vector `exp`/`softplus`/`silu` of [`super::math`].
+//! order, with the vector `exp` (1 ulp), softplus and SiLU (3 ulp) of
+//! [`super::math`] instead of libm's.
 
 use super::hsum_ps;
-use super::math::{exp, silu, softplus};
+use super::math::{exp_nonpos, silu, softplus};
 use crate::ops::conv1d::conv1d_silu_ref;
 use crate::ops::scan::{selective_scan_ref, ScanInputs, ScanParams};
 use std::arch::x86_64::*;
@@ -40,62 +41,242 @@ unsafe fn lanes(v: __m256) -> [f32; 8] {
 
 /// [`selective_scan_ref`] vectorised over the state: 8 states per register.
 /// d_state that is not a multiple of 8 (or above 64) goes to the reference.
-pub(super) fn selective_scan(p: &ScanParams<'_>, inp: &ScanInputs<'_>, c0: usize, n_ch: usize, h: &mut [f32], y_t: &mut [f32]) {
-    if p.d_state % 8 != 0 || p.d_state > 64 || p.d_state == 0 {
-        return selective_scan_ref(p, inp, c0, n_ch, h, y_t);
+pub(super) fn selective_scan(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    c0: usize,
+    n_ch: usize,
+    h: &mut [f32],
+    y_t: &mut [f32],
+) {
+    // SAFETY (all arms): reachable only through the AVX2 table, handed out after detection.
+    match p.d_state {
+        8 => unsafe { scan::<1>(p, inp, c0, n_ch, h, y_t) },
+        16 => unsafe { scan::<2>(p, inp, c0, n_ch, h, y_t) },
+        24 => unsafe { scan::<3>(p, inp, c0, n_ch, h, y_t) },
+        32 => unsafe { scan::<4>(p, inp, c0, n_ch, h, y_t) },
+        64 => unsafe { scan::<8>(p, inp, c0, n_ch, h, y_t) },
+        _ => selective_scan_ref(p, inp, c0, n_ch, h, y_t),
     }
-    // SAFETY: reachable only through the AVX2 table, handed out after detection.
-    unsafe { scan(p, inp, c0, n_ch, h, y_t) }
 }
 
+/// Tokens from which full groups of 8 channels take [`scan_channels`]: below, its
+/// transposition of `A` and `h` costs more than it saves.
+const CHANNEL_PATH_MIN_L: usize = 4;
+
+/// The scan with `N = 8·NV` states: checks the shapes, then runs full groups of 8
+/// channels through [`scan_channels`] for sequences of at least
+/// [`CHANNEL_PATH_MIN_L`] tokens, and everything else through [`scan_states`]. Both
+/// give bit-identical results (same operations on each value, same order).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scan<const NV: usize>(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    c0: usize,
+    n_ch: usize,
+    h: &mut [f32],
+    y_t: &mut [f32],
+) {
+    let n = 8 * NV;
+    let d_inner = p.d.len();
+    let l = inp.x.len() / d_inner;
+    assert!(p.d_state == n, "scan: d_state");
+    assert!(
+        c0 + n_ch <= d_inner && p.a.len() == d_inner * n && p.dt_bias.len() == d_inner,
+        "scan: parameter shapes"
+    );
+    assert!(
+        inp.x.len() == l * d_inner && inp.dt.len() == l * d_inner && inp.z.len() == l * d_inner,
+        "scan: input shapes"
+    );
+    assert!(
+        h.len() >= n_ch * n && y_t.len() >= n_ch * l,
+        "scan: state or output too short"
+    );
+    if l == 0 {
+        return;
+    }
+    let need = (l - 1) * inp.bc_stride + inp.b_off.max(inp.c_off) + n;
+    assert!(inp.bc.len() >= need, "scan: B/C too short");
+    let full = if l >= CHANNEL_PATH_MIN_L {
+        n_ch / 8 * 8
+    } else {
+        0
+    };
+    for cb in (0..full).step_by(8) {
+        scan_channels::<NV>(p, inp, c0, cb, h.as_mut_ptr(), y_t.as_mut_ptr());
+    }
+    scan_states::<NV>(p, inp, c0, full..n_ch, h.as_mut_ptr(), y_t.as_mut_ptr());
+}
+
+/// Channels `chans` (of the task starting at channel `c0`), vectorised over the
+/// state; the tokens in the outer loop.
+///
 /// ```text
 /// for t:                                   (B, C of token t loaded once)
 ///   for 8 channels at a time:  dt = softplus(dt_raw + bias), g = silu(z)   (vector)
+///     exp(dt·A) for the 8 channels × N states
 ///     for each channel c:
 ///       for 8 states at a time:  h = exp(dt·A)·h + (dt·B)·x ;  acc += h·C
 ///       y[c, t] = (hsum(acc) + D·x) · g
 /// ```
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C.
+/// The CPU must support AVX2, FMA and F16C; [`scan`]'s shape checks hold; `h` and
+/// `y_t` point to the task's state `(n_ch, N)` and output `(n_ch, L)`.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn scan(p: &ScanParams<'_>, inp: &ScanInputs<'_>, c0: usize, n_ch: usize, h: &mut [f32], y_t: &mut [f32]) {
-    let n = p.d_state;
+unsafe fn scan_states<const NV: usize>(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    c0: usize,
+    chans: std::ops::Range<usize>,
+    h_all: *mut f32,
+    y_t: *mut f32,
+) {
+    let n = 8 * NV;
     let d_inner = p.d.len();
     let l = inp.x.len() / d_inner;
-    assert!(c0 + n_ch <= d_inner && p.a.len() == d_inner * n && p.dt_bias.len() == d_inner, "scan: parameter shapes");
-    assert!(inp.x.len() == l * d_inner && inp.dt.len() == l * d_inner && inp.z.len() == l * d_inner, "scan: input shapes");
-    assert!(h.len() >= n_ch * n && y_t.len() >= n_ch * l, "scan: state or output too short");
-    if l > 0 {
-        let need = (l - 1) * inp.bc_stride + inp.b_off.max(inp.c_off) + n;
-        assert!(inp.bc.len() >= need, "scan: B/C too short");
-    }
-    let nv = n / 8;
+    let a_all = p.a.as_ptr().add(c0 * n);
     for t in 0..l {
-        let row = &inp.bc[t * inp.bc_stride..];
-        let (b, cc) = (&row[inp.b_off..inp.b_off + n], &row[inp.c_off..inp.c_off + n]);
-        for cb in (0..n_ch).step_by(8) {
-            let m = 8.min(n_ch - cb);
+        // SAFETY: row t of B/C has n values at b_off and at c_off (checked by scan).
+        let row = inp.bc.as_ptr().add(t * inp.bc_stride);
+        let mut b = [_mm256_setzero_ps(); NV];
+        let mut cc = [_mm256_setzero_ps(); NV];
+        for v in 0..NV {
+            b[v] = _mm256_loadu_ps(row.add(inp.b_off + 8 * v));
+            cc[v] = _mm256_loadu_ps(row.add(inp.c_off + 8 * v));
+        }
+        for cb in chans.clone().step_by(8) {
+            let m = 8.min(chans.end - cb);
             let at = t * d_inner + c0 + cb;
-            let dt = softplus(_mm256_add_ps(load_upto8(inp.dt, at, m), load_upto8(p.dt_bias, c0 + cb, m)));
-            let (dts, gs, xs) = (lanes(dt), lanes(silu(load_upto8(inp.z, at, m))), lanes(load_upto8(inp.x, at, m)));
-            for k in 0..m {
-                let (ci, c) = (cb + k, c0 + cb + k);
-                let (dtv, xv) = (_mm256_set1_ps(dts[k]), _mm256_set1_ps(xs[k]));
-                let a = &p.a[c * n..(c + 1) * n];
-                let hc = &mut h[ci * n..(ci + 1) * n];
-                let mut acc = _mm256_setzero_ps();
-                for v in 0..nv {
-                    let s = 8 * v;
-                    // SAFETY: s + 8 <= n for every slice indexed here (lengths n).
-                    let da = exp(_mm256_mul_ps(dtv, _mm256_loadu_ps(a.as_ptr().add(s))));
-                    let dbx = _mm256_mul_ps(_mm256_mul_ps(dtv, _mm256_loadu_ps(b.as_ptr().add(s))), xv);
-                    let hv = _mm256_add_ps(_mm256_mul_ps(da, _mm256_loadu_ps(hc.as_ptr().add(s))), dbx);
-                    _mm256_storeu_ps(hc.as_mut_ptr().add(s), hv);
-                    acc = _mm256_add_ps(acc, _mm256_mul_ps(hv, _mm256_loadu_ps(cc.as_ptr().add(s))));
+            let dt = softplus(_mm256_add_ps(
+                load_upto8(inp.dt, at, m),
+                load_upto8(p.dt_bias, c0 + cb, m),
+            ));
+            let (dts, gs, xs) = (
+                lanes(dt),
+                lanes(silu(load_upto8(inp.z, at, m))),
+                lanes(load_upto8(inp.x, at, m)),
+            );
+            // exp(dt·A) of the 8 channels first: independent chains the core can
+            // overlap, instead of one long polynomial chain per channel.
+            let mut da = [[_mm256_setzero_ps(); NV]; 8];
+            for (k, dak) in da.iter_mut().enumerate().take(m) {
+                let dtv = _mm256_set1_ps(dts[k]);
+                // SAFETY: channel cb + k < n_ch has n values of A (from c0).
+                let a = a_all.add((cb + k) * n);
+                for (v, dakv) in dak.iter_mut().enumerate() {
+                    *dakv = exp_nonpos(_mm256_mul_ps(dtv, _mm256_loadu_ps(a.add(8 * v))));
                 }
-                let out = hsum_ps(acc) + p.d[c] * xs[k];
-                y_t[ci * l + t] = out * gs[k];
+            }
+            for k in 0..m {
+                let ci = cb + k;
+                let (dtv, xv) = (_mm256_set1_ps(dts[k]), _mm256_set1_ps(xs[k]));
+                // SAFETY: channel ci < n_ch has n values of h and l of y_t.
+                let hc = h_all.add(ci * n);
+                let mut acc = _mm256_setzero_ps();
+                for v in 0..NV {
+                    let dbx = _mm256_mul_ps(_mm256_mul_ps(dtv, b[v]), xv);
+                    let hv =
+                        _mm256_add_ps(_mm256_mul_ps(da[k][v], _mm256_loadu_ps(hc.add(8 * v))), dbx);
+                    _mm256_storeu_ps(hc.add(8 * v), hv);
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(hv, cc[v]));
+                }
+                let out = hsum_ps(acc) + p.d[c0 + ci] * xs[k];
+                *y_t.add(ci * l + t) = out * gs[k];
+            }
+        }
+    }
+}
+
+/// Channels `cb .. cb + 8` (of the task starting at `c0`) over all tokens, 8
+/// channels per register: `A` and `h` are transposed to `(N, 8)` once, and each
+/// token costs N independent vector `exp`s, no horizontal sums. The per-value
+/// operations and their order are those of [`scan_states`], including its lane
+/// order for `Σ h·C`, so the results are bit-identical.
+///
+/// ```text
+/// At[n], Ht[n] = A[c.., n], h[c.., n]                       (gathered)
+/// for t:  dt, g, x for the 8 channels                       (vector)
+///         for n:  Ht[n] = exp(dt·At[n])·Ht[n] + (dt·B[n])·x ;  s[n % 8] += Ht[n]·C[n]
+///         y[c.., t] = (((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) + D·x) · g
+/// h[c.., n] = Ht[n]                                          (scattered)
+/// ```
+///
+/// # Safety
+/// As [`scan_states`]; `cb + 8 <= n_ch`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scan_channels<const NV: usize>(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    c0: usize,
+    cb: usize,
+    h_all: *mut f32,
+    y_t: *mut f32,
+) {
+    let n = 8 * NV;
+    let d_inner = p.d.len();
+    let l = inp.x.len() / d_inner;
+    let c = c0 + cb;
+    let stride = _mm256_mullo_epi32(
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32(n as i32),
+    );
+    let mut at = [[_mm256_setzero_ps(); 8]; NV];
+    let mut ht = [[_mm256_setzero_ps(); 8]; NV];
+    for v in 0..NV {
+        for j in 0..8 {
+            // SAFETY: channels c .. c + 8 have n values of A, and (from cb) of h.
+            at[v][j] = _mm256_i32gather_ps::<4>(p.a.as_ptr().add(c * n + 8 * v + j), stride);
+            ht[v][j] = _mm256_i32gather_ps::<4>(h_all.add(cb * n + 8 * v + j), stride);
+        }
+    }
+    // SAFETY: c + 8 <= d_inner.
+    let d8 = _mm256_loadu_ps(p.d.as_ptr().add(c));
+    let bias8 = _mm256_loadu_ps(p.dt_bias.as_ptr().add(c));
+    for t in 0..l {
+        let at_t = t * d_inner + c;
+        // SAFETY: at_t + 8 <= l·d_inner for the three inputs (checked by scan).
+        let dt8 = softplus(_mm256_add_ps(
+            _mm256_loadu_ps(inp.dt.as_ptr().add(at_t)),
+            bias8,
+        ));
+        let g8 = silu(_mm256_loadu_ps(inp.z.as_ptr().add(at_t)));
+        let x8 = _mm256_loadu_ps(inp.x.as_ptr().add(at_t));
+        let row = inp.bc.as_ptr().add(t * inp.bc_stride);
+        let mut s = [_mm256_setzero_ps(); 8];
+        for v in 0..NV {
+            for j in 0..8 {
+                let st = 8 * v + j;
+                let bn = _mm256_broadcast_ss(&*row.add(inp.b_off + st));
+                let cn = _mm256_broadcast_ss(&*row.add(inp.c_off + st));
+                let da = exp_nonpos(_mm256_mul_ps(dt8, at[v][j]));
+                let dbx = _mm256_mul_ps(_mm256_mul_ps(dt8, bn), x8);
+                ht[v][j] = _mm256_add_ps(_mm256_mul_ps(da, ht[v][j]), dbx);
+                s[j] = _mm256_add_ps(s[j], _mm256_mul_ps(ht[v][j], cn));
+            }
+        }
+        let u = [
+            _mm256_add_ps(s[0], s[4]),
+            _mm256_add_ps(s[1], s[5]),
+            _mm256_add_ps(s[2], s[6]),
+            _mm256_add_ps(s[3], s[7]),
+        ];
+        let sum = _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3]));
+        let y = lanes(_mm256_mul_ps(_mm256_add_ps(sum, _mm256_mul_ps(d8, x8)), g8));
+        for (k, &yk) in y.iter().enumerate() {
+            // SAFETY: channel cb + k < n_ch has l outputs.
+            *y_t.add((cb + k) * l + t) = yk;
+        }
+    }
+    for (v, htv) in ht.iter().enumerate() {
+        for (j, &htvj) in htv.iter().enumerate() {
+            for (k, &hk) in lanes(htvj).iter().enumerate() {
+                // SAFETY: channel cb + k has n values of h.
+                *h_all.add((cb + k) * n + 8 * v + j) = hk;
             }
         }
     }
@@ -104,8 +285,14 @@ unsafe fn scan(p: &ScanParams<'_>, inp: &ScanInputs<'_>, c0: usize, n_ch: usize,
 // ── causal conv1d + SiLU ─────────────────────────────────────────────────────
 
 /// [`conv1d_silu_ref`] vectorised over 8 channels, for kernel widths 2 to 8.
-pub(super) fn conv1d_silu(x: &mut [f32], d_inner: usize, state: &mut [f32], w: &[f32], bias: Option<&[f32]>) {
-    let k = if d_inner == 0 { 0 } else { w.len() / d_inner };
+pub(super) fn conv1d_silu(
+    x: &mut [f32],
+    d_inner: usize,
+    state: &mut [f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) {
+    let k = w.len().checked_div(d_inner).unwrap_or(0);
     // SAFETY (all arms): reachable only through the AVX2 table, handed out after detection.
     match k {
         2 => unsafe { conv::<2>(x, d_inner, state, w, bias) },
@@ -130,9 +317,18 @@ pub(super) fn conv1d_silu(x: &mut [f32], d_inner: usize, state: &mut [f32], w: &
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn conv<const K: usize>(x: &mut [f32], d_inner: usize, state: &mut [f32], w: &[f32], bias: Option<&[f32]>) {
+unsafe fn conv<const K: usize>(
+    x: &mut [f32],
+    d_inner: usize,
+    state: &mut [f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) {
     let l = x.len() / d_inner;
-    assert!(x.len() == l * d_inner && w.len() == d_inner * K && state.len() == d_inner * (K - 1), "conv1d: shapes");
+    assert!(
+        x.len() == l * d_inner && w.len() == d_inner * K && state.len() == d_inner * (K - 1),
+        "conv1d: shapes"
+    );
     if let Some(b) = bias {
         assert_eq!(b.len(), d_inner, "conv1d: bias shape");
     }
