@@ -95,14 +95,23 @@ fn gpu_bench() {
             .collect();
         let prefill_s = t0.elapsed().as_secs_f64();
         sample(&gpu);
+        // Progress on stderr, so a run cut short by a timeout still tells how far it got.
+        eprintln!("batch {b}: prefill of {b} x {p} tokens in {prefill_s:.2} s");
         let t1 = Instant::now();
-        for _ in 0..n {
+        for i in 0..n {
             next = batch
                 .step(&next)
                 .unwrap()
                 .par_chunks(v)
                 .map(argmax)
                 .collect();
+            if (i + 1) % 256 == 0 && i + 1 < n {
+                eprintln!(
+                    "batch {b}: {} decode steps in {:.2} s",
+                    i + 1,
+                    t1.elapsed().as_secs_f64()
+                );
+            }
         }
         let decode_s = t1.elapsed().as_secs_f64();
         sample(&gpu);

@@ -90,22 +90,47 @@ pub unsafe fn matmul_tiled(
         ActType::Q8_1 => {
             let nb = w.cols / QK8_1;
             let blocks: &mut [BlockQ8_1] = grow(&mut buf, n * nb);
-            for (xr, br) in x.chunks_exact(w.cols).zip(blocks.chunks_exact_mut(nb)) {
-                (mk.quantize_q8_1)(xr, br);
-            }
+            // SAFETY: the caller guarantees the CPU features of `mk`.
+            for_each_token(x, w.cols, blocks, nb, |xr, br| unsafe {
+                (mk.quantize_q8_1)(xr, br)
+            });
             bytemuck::cast_slice(blocks)
         }
         ActType::Q8K => {
             let nb = w.cols / QK_K;
             let blocks: &mut [BlockQ8K] = grow(&mut buf, n * nb);
-            for (xr, br) in x.chunks_exact(w.cols).zip(blocks.chunks_exact_mut(nb)) {
-                (mk.quantize_q8_k)(xr, br);
-            }
+            // SAFETY: the caller guarantees the CPU features of `mk`.
+            for_each_token(x, w.cols, blocks, nb, |xr, br| unsafe {
+                (mk.quantize_q8_k)(xr, br)
+            });
             bytemuck::cast_slice(blocks)
         }
     };
     run(tk, w, acts, a_stride, n, y);
     ACT_BUF.with(|b| b.set(buf));
+}
+
+/// Activation values from which their quantization is split across threads.
+const PAR_MIN_QUANT_VALUES: usize = 1 << 15;
+
+/// `f(token's activations, token's blocks)` for every token, in parallel for
+/// large inputs.
+fn for_each_token<B: Send>(
+    x: &[f32],
+    cols: usize,
+    blocks: &mut [B],
+    nb: usize,
+    f: impl Fn(&[f32], &mut [B]) + Sync,
+) {
+    if x.len() >= PAR_MIN_QUANT_VALUES && rayon::current_num_threads() > 1 {
+        x.par_chunks_exact(cols)
+            .zip(blocks.par_chunks_exact_mut(nb))
+            .for_each(|(xr, br)| f(xr, br));
+    } else {
+        x.chunks_exact(cols)
+            .zip(blocks.chunks_exact_mut(nb))
+            .for_each(|(xr, br)| f(xr, br));
+    }
 }
 
 /// `count` values of `T` at the start of `buf`, grown as needed.

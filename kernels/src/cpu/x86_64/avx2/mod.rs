@@ -181,25 +181,23 @@ unsafe fn f16_at(p: *const u8) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
 }
 
-/// Tiles ahead that single-token kernels prefetch (see [`prefetch_ahead`]).
-const PREFETCH_TILES: usize = 2;
+/// How far ahead single-token kernels prefetch, in bytes (see [`prefetch_ahead`]).
+const PREFETCH_BYTES: usize = 8192;
 
-/// Prefetches the bytes at `offset` of the row that comes `PREFETCH_TILES` tiles
-/// of `rm` rows after `row`, assuming rows are stored back to back (true of a
-/// weight matrix; otherwise the hint is merely useless). Decode streams each
-/// weight once; with several rows read in an interleaved pattern the hardware
-/// prefetcher does not recognise the streams, and without this hint throughput
-/// from DRAM drops to about half of the memory bandwidth.
+/// Prefetches the byte [`PREFETCH_BYTES`] past byte `offset` of `row`. Decode
+/// streams each weight once, several rows at a time in an interleaved pattern that
+/// the hardware prefetcher does not follow well; rows of a weight matrix are
+/// stored back to back, so this hint keeps the stream ahead of the kernel (without
+/// it, throughput from DRAM drops to about half of the memory bandwidth). The
+/// `_rm` argument is unused: the distance does not depend on the tile shape.
 ///
 /// # Safety
 /// The CPU must support SSE (any x86-64). Never faults: it is only a hint, and the
 /// address is formed with wrapping arithmetic.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn prefetch_ahead(row: &[u8], rm: usize, offset: usize) {
-    let p = row
-        .as_ptr()
-        .wrapping_add(PREFETCH_TILES * rm * row.len() + offset);
+unsafe fn prefetch_ahead(row: &[u8], _rm: usize, offset: usize) {
+    let p = row.as_ptr().wrapping_add(offset + PREFETCH_BYTES);
     _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
 }
 
