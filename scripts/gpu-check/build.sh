@@ -43,7 +43,7 @@ PY
 rm -f "$bin/.cargo-tests.json"
 
 echo "== tools" >&2
-cargo build --release --target-dir "$target" -p mamba-convert -p mamba-tools --features mamba-runtime/gpu --bins
+cargo build --release --target-dir "$target" -p mamba-convert -p mamba-tools --features mamba-tools/gpu --bins
 for t in mamba-convert mamba-bench mamba-run mamba-perplexity; do
     cp "$target/release/$t" "$bin/$t"
 done

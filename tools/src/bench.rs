@@ -26,6 +26,7 @@ use crate::svg::{Series, TwoAxisPlot};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mamba_runtime::gpu::{GpuBatch, GpuModel, GpuSession};
 use mamba_runtime::sampler::{argmax, Pcg32};
 use mamba_runtime::{Batch, Model, Session};
 use serde::{Deserialize, Serialize};
@@ -84,7 +85,7 @@ pub struct BenchArgs {
         default_value_t = 3
     )]
     pub repetitions: usize,
-    /// Device: cpu, hip:N or cuda:N.
+    /// Device: cpu, or GPU N as hip:N, cuda:N or gpu:N (needs a build with the `gpu` feature).
     #[arg(long, value_name = "D", default_value = "cpu")]
     pub device: Device,
     /// Print one JSON object per row (JSON lines) instead of the table.
@@ -177,19 +178,40 @@ pub fn random_prompts(b: usize, p: usize, vocab: usize, seed: u64) -> Vec<Vec<u3
         .collect()
 }
 
-/// One sequence or several, behind one interface.
+/// The model the measurements run: on the CPU, or uploaded to a GPU.
+#[derive(Clone, Copy)]
+pub enum Engine<'m> {
+    /// The CPU forward pass.
+    Cpu(&'m Model),
+    /// The GPU forward pass.
+    Gpu(&'m GpuModel),
+}
+
+impl<'m> Engine<'m> {
+    fn vocab_size(self) -> usize {
+        match self {
+            Engine::Cpu(m) => m.vocab_size(),
+            Engine::Gpu(g) => g.vocab_size(),
+        }
+    }
+}
+
+/// One sequence or several, on the CPU or a GPU, behind one interface.
 enum Runner<'m> {
     One(Session<'m>),
     Many(Batch<'m>),
+    GpuOne(GpuSession<'m>),
+    GpuMany(GpuBatch<'m>),
 }
 
 impl<'m> Runner<'m> {
-    fn new(model: &'m Model, b: usize) -> Runner<'m> {
-        if b == 1 {
-            Runner::One(Session::new(model))
-        } else {
-            Runner::Many(Batch::new(model, b))
-        }
+    fn new(engine: Engine<'m>, b: usize) -> Result<Runner<'m>> {
+        Ok(match (engine, b) {
+            (Engine::Cpu(m), 1) => Runner::One(Session::new(m)),
+            (Engine::Cpu(m), _) => Runner::Many(Batch::new(m, b)),
+            (Engine::Gpu(g), 1) => Runner::GpuOne(GpuSession::new(g)?),
+            (Engine::Gpu(g), _) => Runner::GpuMany(GpuBatch::new(g, b)?),
+        })
     }
 
     /// Logits `(B, vocab)` after each prompt.
@@ -197,6 +219,10 @@ impl<'m> Runner<'m> {
         Ok(match self {
             Runner::One(s) => s.prefill(&prompts[0])?,
             Runner::Many(b) => b.prefill(&prompts.iter().map(Vec::as_slice).collect::<Vec<_>>())?,
+            Runner::GpuOne(s) => s.prefill(&prompts[0])?,
+            Runner::GpuMany(b) => {
+                b.prefill(&prompts.iter().map(Vec::as_slice).collect::<Vec<_>>())?
+            }
         })
     }
 
@@ -205,6 +231,8 @@ impl<'m> Runner<'m> {
         Ok(match self {
             Runner::One(s) => s.step(tokens[0])?,
             Runner::Many(b) => b.step(tokens)?,
+            Runner::GpuOne(s) => s.step(tokens[0])?,
+            Runner::GpuMany(b) => b.step(tokens)?,
         })
     }
 }
@@ -229,26 +257,26 @@ fn decode(runner: &mut Runner<'_>, first_logits: Vec<f32>, vocab: usize, n: usiz
 }
 
 /// Seconds to prefill `b` prompts of `p` tokens.
-pub fn time_pp(model: &Model, b: usize, p: usize) -> Result<f64> {
+pub fn time_pp(model: Engine<'_>, b: usize, p: usize) -> Result<f64> {
     let prompts = random_prompts(b, p, model.vocab_size(), PROMPT_SEED);
-    let mut runner = Runner::new(model, b);
+    let mut runner = Runner::new(model, b)?;
     let t0 = Instant::now();
     runner.prefill(&prompts)?;
     Ok(t0.elapsed().as_secs_f64())
 }
 
 /// Seconds for `n` decode steps of `b` sequences after a 1-token prompt (not timed).
-pub fn time_tg(model: &Model, b: usize, n: usize) -> Result<f64> {
+pub fn time_tg(model: Engine<'_>, b: usize, n: usize) -> Result<f64> {
     let prompts = random_prompts(b, 1, model.vocab_size(), PROMPT_SEED);
-    let mut runner = Runner::new(model, b);
+    let mut runner = Runner::new(model, b)?;
     let logits = runner.prefill(&prompts)?.to_vec();
     decode(&mut runner, logits, model.vocab_size(), n)
 }
 
 /// One sweep repetition: (prompt seconds, decode seconds) for `b` sequences.
-pub fn time_sweep(model: &Model, b: usize, p: usize, n: usize) -> Result<(f64, f64)> {
+pub fn time_sweep(model: Engine<'_>, b: usize, p: usize, n: usize) -> Result<(f64, f64)> {
     let prompts = random_prompts(b, p, model.vocab_size(), PROMPT_SEED);
-    let mut runner = Runner::new(model, b);
+    let mut runner = Runner::new(model, b)?;
     let t0 = Instant::now();
     let logits = runner.prefill(&prompts)?.to_vec();
     let tp = t0.elapsed().as_secs_f64();
@@ -256,11 +284,11 @@ pub fn time_sweep(model: &Model, b: usize, p: usize, n: usize) -> Result<(f64, f
 }
 
 /// A few tokens through the model: maps the weights in and starts the threads.
-fn warmup(model: &Model, p: usize) -> Result<()> {
-    let prompt = &random_prompts(1, p.clamp(1, 8), model.vocab_size(), PROMPT_SEED ^ 1)[0];
-    let mut s = Session::new(model);
-    s.prefill(prompt)?;
-    s.step(0)?;
+fn warmup(model: Engine<'_>, p: usize) -> Result<()> {
+    let prompt = random_prompts(1, p.clamp(1, 8), model.vocab_size(), PROMPT_SEED ^ 1);
+    let mut r = Runner::new(model, 1)?;
+    r.prefill(&prompt)?;
+    r.step(&[0])?;
     Ok(())
 }
 
@@ -303,7 +331,7 @@ impl Setup {
 
 /// Measures one sweep point in this process.
 fn sweep_point(
-    model: &Model,
+    model: Engine<'_>,
     setup: &Setup,
     args: &BenchArgs,
     b: usize,
@@ -321,6 +349,7 @@ fn sweep_point(
         progress.inc(1);
     }
     let mut row = setup.row(b, format!("pp{p}+tg{n}"), p, n, &tps);
+    row.device_memory_bytes = device_peak(model);
     let (prompt_s, decode_s, (total_s, total_s_stddev)) =
         (mean_std(&tp).0, mean_std(&td).0, mean_std(&tot));
     row.sweep = Some(SweepTimes {
@@ -337,6 +366,14 @@ fn sweep_point(
         peak_rss_method: method.into(),
     });
     Ok(row)
+}
+
+/// Peak device memory so far (GPU runs only).
+fn device_peak(model: Engine<'_>) -> Option<u64> {
+    match model {
+        Engine::Cpu(_) => None,
+        Engine::Gpu(g) => Some(g.peak_memory_used()),
+    }
 }
 
 /// Measures one sweep point in a child process (`--single-batch B`).
@@ -500,7 +537,7 @@ fn file_name(path: &Path) -> String {
 
 /// Runs `mamba-bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    args.device.ensure_available()?;
+    let gpu_index = crate::device::gpu_index(args.device)?;
     ensure!(args.repetitions >= 1, "-r/--repetitions must be at least 1");
     let sweep = args.sweep
         || args.batch.as_ref().is_some_and(|b| b.len() > 1)
@@ -543,11 +580,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         size_bytes: model.file_size() as u64,
         threads,
     };
-    warmup(&model, args.n_prompt)?;
+    let gpu = gpu_index
+        .map(|i| GpuModel::upload(&model, i))
+        .transpose()
+        .with_context(|| format!("cannot load the model on {}", args.device))?;
+    let engine = match &gpu {
+        Some(g) => Engine::Gpu(g),
+        None => Engine::Cpu(&model),
+    };
+    warmup(engine, args.n_prompt)?;
 
     if let Some(b) = args.single_batch {
         rss::reset_peak_rss();
-        let row = sweep_point(&model, &setup, args, b, "child", &ProgressBar::hidden())?;
+        if let Some(g) = &gpu {
+            g.reset_peak_memory();
+        }
+        let row = sweep_point(engine, &setup, args, b, "child", &ProgressBar::hidden())?;
         let row = BenchRow {
             peak_rss_bytes: rss::peak_rss_bytes(),
             ..row
@@ -568,7 +616,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             pb.set_message(format!("batch {b}"));
             let row = if in_process {
                 rss::reset_peak_rss();
-                let row = sweep_point(&model, &setup, args, b, "clear_refs", &pb)?;
+                if let Some(g) = &gpu {
+                    g.reset_peak_memory();
+                }
+                let row = sweep_point(engine, &setup, args, b, "clear_refs", &pb)?;
                 BenchRow {
                     peak_rss_bytes: rss::peak_rss_bytes(),
                     ..row
@@ -594,15 +645,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let mut tps = Vec::new();
             for _ in 0..args.repetitions {
                 let secs = if is_pp {
-                    time_pp(&model, b, len)?
+                    time_pp(engine, b, len)?
                 } else {
-                    time_tg(&model, b, len)?
+                    time_tg(engine, b, len)?
                 };
                 tps.push((b * len) as f64 / secs);
                 pb.inc(1);
             }
             let (n_prompt, n_gen) = if is_pp { (len, 0) } else { (0, len) };
-            rows.push(setup.row(b, name, n_prompt, n_gen, &tps));
+            let mut row = setup.row(b, name, n_prompt, n_gen, &tps);
+            row.device_memory_bytes = device_peak(engine);
+            rows.push(row);
         }
         pb.finish_and_clear();
     }
@@ -618,6 +671,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             mamba_kernels::cpu::kernels().name,
             args.device
         );
+        if let Some(g) = &gpu {
+            println!(
+                "device memory: {} in use, peak {}",
+                cli::mib(g.memory_used()),
+                cli::mib(g.peak_memory_used())
+            );
+        }
     }
     if let Some(path) = &args.plot {
         std::fs::write(path, sweep_plot(&rows).to_svg())

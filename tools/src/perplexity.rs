@@ -7,6 +7,7 @@ use crate::device::Device;
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mamba_runtime::gpu::{GpuModel, GpuSession};
 use mamba_runtime::{Model, Session};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ pub struct PplArgs {
     /// CPU threads, >= 1. [default: one per physical core]
     #[arg(short = 't', long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Device: cpu, hip:N or cuda:N.
+    /// Device: cpu, or GPU N as hip:N, cuda:N or gpu:N (needs a build with the `gpu` feature).
     #[arg(long, value_name = "D", default_value = "cpu")]
     pub device: Device,
 }
@@ -148,6 +149,54 @@ pub fn score_window(
     Ok(())
 }
 
+/// [`score_window`] on the GPU: the same protocol with [`GpuSession::logits_all`].
+pub fn score_window_gpu(
+    session: &mut GpuSession<'_>,
+    tokens: &[u32],
+    first_scored: usize,
+    mut on_nll: impl FnMut(usize, f64),
+) -> Result<()> {
+    const CHUNK: usize = mamba_runtime::session::PREFILL_CHUNK;
+    assert!(first_scored >= 1 && first_scored < tokens.len());
+    let vocab = session.model().vocab_size();
+    session.reset()?;
+    let from = first_scored - 1;
+    if from > 0 {
+        session.prefill(&tokens[..from])?;
+    }
+    let mut pos = first_scored;
+    for chunk in tokens[from..tokens.len() - 1].chunks(CHUNK) {
+        let logits = session.logits_all(chunk)?;
+        for row in logits.chunks_exact(vocab) {
+            on_nll(pos, nll(row, tokens[pos]));
+            pos += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Where [`evaluate`] runs the windows.
+pub enum Scorer<'m> {
+    /// The CPU forward pass.
+    Cpu(Session<'m>),
+    /// The GPU forward pass.
+    Gpu(GpuSession<'m>),
+}
+
+impl Scorer<'_> {
+    fn score(
+        &mut self,
+        tokens: &[u32],
+        first_scored: usize,
+        on_nll: impl FnMut(usize, f64),
+    ) -> Result<()> {
+        match self {
+            Scorer::Cpu(s) => score_window(s, tokens, first_scored, on_nll),
+            Scorer::Gpu(s) => score_window_gpu(s, tokens, first_scored, on_nll),
+        }
+    }
+}
+
 /// The result of a perplexity run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Perplexity {
@@ -211,7 +260,7 @@ pub fn truncate_stream(seqs: &mut Vec<Vec<u32>>, max: usize) {
 
 /// Runs the protocol over `seqs`, writing `seq pos nll` lines to `nll_out` if given.
 pub fn evaluate(
-    model: &Model,
+    scorer: &mut Scorer<'_>,
     seqs: &[Vec<u32>],
     ctx: usize,
     stride: usize,
@@ -228,7 +277,6 @@ pub fn evaluate(
         bail!("nothing to score: a sequence needs at least 2 tokens");
     }
     progress.set_length(total as u64);
-    let mut session = Session::new(model);
     let mut res = Perplexity {
         windows: windows.len(),
         ..Default::default()
@@ -237,7 +285,7 @@ pub fn evaluate(
     for (wi, w) in windows.iter().enumerate() {
         let tokens = &seqs[w.seq][w.start..w.start + w.len];
         let mut bad = None;
-        score_window(&mut session, tokens, w.first_scored, |pos, x| {
+        scorer.score(tokens, w.first_scored, |pos, x| {
             if !x.is_finite() && bad.is_none() {
                 bad = Some(pos);
             }
@@ -262,7 +310,7 @@ pub fn evaluate(
 
 /// Runs `mamba-perplexity`.
 pub fn run(args: &PplArgs) -> Result<()> {
-    args.device.ensure_available()?;
+    let gpu_index = crate::device::gpu_index(args.device)?;
     let stride = args.stride.unwrap_or(args.ctx);
     ensure!(args.ctx >= 2, "--ctx must be at least 2 (got {})", args.ctx);
     ensure!(
@@ -275,6 +323,10 @@ pub fn run(args: &PplArgs) -> Result<()> {
     }
     let threads = cli::set_threads(args.threads);
     let model = Model::open(&args.model).context("cannot load the model")?;
+    let gpu = gpu_index
+        .map(|i| GpuModel::upload(&model, i))
+        .transpose()
+        .with_context(|| format!("cannot load the model on {}", args.device))?;
 
     let mut seqs = match (&args.file, &args.ids_file) {
         (Some(f), _) => {
@@ -298,10 +350,16 @@ pub fn run(args: &PplArgs) -> Result<()> {
         .map(|s| unscored_tail(s.len(), args.ctx, stride))
         .sum();
     eprintln!(
-        "{n_used} of {n_input} tokens used, in {} sequence(s); ctx {}, stride {stride}; {threads} threads, kernels {}",
+        "{n_used} of {n_input} tokens used, in {} sequence(s); ctx {}, stride {stride}; {}",
         seqs.len(),
         args.ctx,
-        mamba_kernels::cpu::kernels().name
+        match &gpu {
+            Some(_) => format!("device {}", args.device),
+            None => format!(
+                "{threads} threads, kernels {}",
+                mamba_kernels::cpu::kernels().name
+            ),
+        }
     );
     if tail > 0 {
         eprintln!(
@@ -321,8 +379,12 @@ pub fn run(args: &PplArgs) -> Result<()> {
             .expect("valid template"),
     );
     let t0 = std::time::Instant::now();
+    let mut scorer = match &gpu {
+        Some(g) => Scorer::Gpu(GpuSession::new(g)?),
+        None => Scorer::Cpu(Session::new(&model)),
+    };
     let res = evaluate(
-        &model,
+        &mut scorer,
         &seqs,
         args.ctx,
         stride,
@@ -340,6 +402,13 @@ pub fn run(args: &PplArgs) -> Result<()> {
         secs,
         res.count as f64 / secs
     );
+    if let Some(g) = &gpu {
+        eprintln!(
+            "device memory: {} in use, peak {}",
+            cli::mib(g.memory_used()),
+            cli::mib(g.peak_memory_used())
+        );
+    }
     println!("scored tokens: {}", res.count);
     println!("nats/token: {:.6}", res.mean_nll());
     println!("perplexity: {:.4}", res.perplexity());

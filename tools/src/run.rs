@@ -9,7 +9,10 @@ use crate::cli;
 use crate::device::Device;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use mamba_runtime::{GenerateOptions, Model, Sampler, SamplerParams, Session};
+use mamba_runtime::gpu::{GpuModel, GpuSession};
+use mamba_runtime::{
+    GenerateOptions, Generation, Model, Sampler, SamplerParams, Session, StreamDecoder,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -80,7 +83,7 @@ pub struct RunArgs {
     /// Print the generated token ids (space separated) instead of text.
     #[arg(long)]
     pub output_ids: bool,
-    /// Device: cpu, hip:N or cuda:N.
+    /// Device: cpu, or GPU N as hip:N, cuda:N or gpu:N (needs a build with the `gpu` feature).
     #[arg(long, value_name = "D", default_value = "cpu")]
     pub device: Device,
     /// Verify every tensor checksum before running (reads the whole file).
@@ -173,7 +176,7 @@ impl Out {
 /// Runs `mamba-run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let t_start = Instant::now();
-    args.device.ensure_available()?;
+    let gpu_index = crate::device::gpu_index(args.device)?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let params = args.sampler_params(seed)?;
     let greedy = params.temperature == 0.0;
@@ -190,6 +193,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         model.verify().context("checksum verification failed")?;
         eprintln!("verified: every tensor checksum matches");
     }
+    let gpu = gpu_index
+        .map(|i| GpuModel::upload(&model, i))
+        .transpose()
+        .with_context(|| format!("cannot load the model on {}", args.device))?;
     let tok = model.tokenizer();
     let (prompt, prompt_text) = match (&args.prompt, prompt_ids) {
         (_, Some(ids)) => {
@@ -229,7 +236,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let t_load = t_start.elapsed().as_secs_f64();
 
     let mut sampler = Sampler::new(params)?;
-    let mut session = Session::new(&model);
     let opts = GenerateOptions {
         max_tokens: args.n_predict,
         ignore_eos: args.ignore_eos,
@@ -243,9 +249,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if !output_ids {
         out.write(&prompt_text);
     }
-    let gen = session.generate(&prompt, &mut sampler, &opts, |id, piece| {
-        out.token(id, piece)
-    })?;
+    let on_token = |id: u32, piece: &str| out.token(id, piece);
+    let (gen, state_bytes) = match &gpu {
+        Some(g) => {
+            let mut session = GpuSession::new(g)?;
+            let gen = generate_gpu(&mut session, &model, &prompt, &mut sampler, &opts, on_token)?;
+            (gen, gpu_state_bytes(&model))
+        }
+        None => {
+            let mut session = Session::new(&model);
+            let gen = session.generate(&prompt, &mut sampler, &opts, on_token)?;
+            (gen, session.state.size_bytes() as u64)
+        }
+    };
     out.write("\n");
 
     let total = t_start.elapsed().as_secs_f64();
@@ -274,14 +290,84 @@ pub fn run(args: &RunArgs) -> Result<()> {
         "memory:    peak RSS {}, model file {} (memory-mapped), state {}",
         crate::rss::peak_rss_bytes().map_or("n/a".into(), cli::mib),
         cli::mib(model.file_size() as u64),
-        cli::mib(session.state.size_bytes() as u64)
+        cli::mib(state_bytes)
     );
+    if let Some(g) = &gpu {
+        eprintln!(
+            "device:    {} memory in use, peak {} (weights {})",
+            cli::mib(g.memory_used()),
+            cli::mib(g.peak_memory_used()),
+            cli::mib(g.weights_bytes())
+        );
+    }
     eprintln!(
         "kernels:   {} ({threads} threads, device {})",
         mamba_kernels::cpu::kernels().name,
         args.device
     );
     Ok(())
+}
+
+/// The recurrent state of one sequence, bytes (as the CPU session holds it).
+fn gpu_state_bytes(model: &Model) -> u64 {
+    model.new_state().size_bytes() as u64
+}
+
+/// [`Session::generate`] on the GPU: prefill the prompt, then sample with the same
+/// [`Sampler`] over the returned logits and step, streaming each piece of text.
+pub fn generate_gpu(
+    session: &mut GpuSession<'_>,
+    model: &Model,
+    prompt: &[u32],
+    sampler: &mut Sampler,
+    opts: &GenerateOptions,
+    mut on_token: impl FnMut(u32, &str) -> bool,
+) -> Result<Generation> {
+    let t0 = Instant::now();
+    let mut logits = session.prefill(prompt)?.to_vec();
+    let mut gen = Generation {
+        prompt_tokens: prompt.len(),
+        prompt_seconds: t0.elapsed().as_secs_f64(),
+        ..Default::default()
+    };
+    let t1 = Instant::now();
+    let eos = if opts.ignore_eos {
+        None
+    } else {
+        model.eos_id()
+    };
+    let mut history = prompt.to_vec();
+    let mut decoder = StreamDecoder::with_prompt(&history[history.len().saturating_sub(8)..]);
+    let tok = model.tokenizer();
+    for i in 0..opts.max_tokens {
+        let next = sampler.sample(&logits, &history);
+        if Some(next) == eos {
+            gen.hit_eos = true;
+            break;
+        }
+        gen.tokens.push(next);
+        history.push(next);
+        let piece = match tok {
+            Some(t) => decoder.push(t, next)?,
+            None => String::new(),
+        };
+        if !on_token(next, &piece) {
+            break;
+        }
+        // The last token's logits are not needed unless generation continues.
+        if i + 1 < opts.max_tokens {
+            logits.clear();
+            logits.extend_from_slice(session.step(next)?);
+        }
+    }
+    if let Some(t) = tok {
+        let rest = decoder.flush(t)?;
+        if !rest.is_empty() {
+            on_token(u32::MAX, &rest);
+        }
+    }
+    gen.decode_seconds = t1.elapsed().as_secs_f64();
+    Ok(gen)
 }
 
 #[cfg(test)]

@@ -294,7 +294,7 @@ fn run_rejects_bad_input_with_one_line() {
         (vec![m, "-p", "hello"], "tokenizer"),
         (
             vec![m, ids[0], ids[1], "--device", "cuda:0"],
-            "not available",
+            "no GPU support",
         ),
         (vec![m, ids[0], ids[1], "--device", "tpu"], "tpu"),
     ];
@@ -509,7 +509,7 @@ fn perplexity_of_ids_file_matches_reference_logits() {
         (vec![s(model)], "required"),
         (
             vec![s(model), "--ids-file", s(&ids_path), "--device", "hip:0"],
-            "not available",
+            "no GPU support",
         ),
     ] {
         let line = fails(PPL, &args);
@@ -589,7 +589,7 @@ fn bench_prints_json_lines() {
         (vec![s(model), "-b", "0"], "batch"),
         (vec![s(model), "-r", "0"], "repetitions"),
         (vec![s(model), "--plot", "x.svg"], "--plot"),
-        (vec![s(model), "--device", "cuda:1"], "not available"),
+        (vec![s(model), "--device", "cuda:1"], "no GPU support"),
         (vec!["/no/such/model.mbin"], "/no/such/model.mbin"),
     ] {
         let line = fails(BENCH, &args);
