@@ -126,7 +126,7 @@ pub fn use_more_bits(i_layer: usize, n_layers: usize) -> bool {
 /// The type actually written for a row of `row_len` elements when `requested` is
 /// asked for, and whether that is a fallback (see the module docs).
 pub fn fit_type(requested: QuantType, row_len: usize) -> (QuantType, bool) {
-    if row_len % requested.block_size() == 0 {
+    if row_len.is_multiple_of(requested.block_size()) {
         return (requested, false);
     }
     let next = match requested {
@@ -135,7 +135,7 @@ pub fn fit_type(requested: QuantType, row_len: usize) -> (QuantType, bool) {
         QuantType::Q6_K => QuantType::Q8_0,
         _ => QuantType::F16,
     };
-    if row_len % next.block_size() == 0 {
+    if row_len.is_multiple_of(next.block_size()) {
         (next, true)
     } else {
         (QuantType::F16, true)

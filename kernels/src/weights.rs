@@ -20,7 +20,12 @@ impl<'a> WeightView<'a> {
     /// A view, or `None` when `data` does not have the length the shape implies.
     pub fn new(ty: QuantType, rows: usize, cols: usize, data: &'a [u8]) -> Option<Self> {
         let row_bytes = ty.bytes_for(cols as u64)? as usize;
-        (data.len() == rows.checked_mul(row_bytes)?).then_some(WeightView { ty, rows, cols, data })
+        (data.len() == rows.checked_mul(row_bytes)?).then_some(WeightView {
+            ty,
+            rows,
+            cols,
+            data,
+        })
     }
 
     /// Bytes per row.

@@ -13,8 +13,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokenizer = model.tokenizer().ok_or("this model has no tokenizer")?;
     let ids = tokenizer.encode(&prompt)?;
     let mut session = Session::new(&model);
-    let mut sampler = Sampler::new(SamplerParams { seed: 42, ..SamplerParams::default() })?;
-    let opts = GenerateOptions { max_tokens: 64, ignore_eos: false };
+    let mut sampler = Sampler::new(SamplerParams {
+        seed: 42,
+        ..SamplerParams::default()
+    })?;
+    let opts = GenerateOptions {
+        max_tokens: 64,
+        ignore_eos: false,
+    };
     print!("{prompt}");
     session.generate(&ids, &mut sampler, &opts, |_, piece| {
         print!("{piece}");

@@ -17,7 +17,10 @@ pub enum Storage {
 impl Storage {
     /// Maps `path` read-only.
     pub fn map(path: &Path) -> Result<Storage> {
-        let io = |source| RuntimeError::Io { path: path.display().to_string(), source };
+        let io = |source| RuntimeError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = File::open(path).map_err(io)?;
         // SAFETY: the map is read-only and private to this process. If another
         // process truncates or rewrites the file while it is mapped, reads may fault

@@ -63,8 +63,8 @@ pub struct Model {
     tensors: Vec<TensorInfo>,
     embeddings: TRef, // (vocab, d_model)
     layers: Vec<LayerRefs>,
-    norm_f: TRef,          // (d_model)
-    lm_head: TRef,         // (vocab, d_model); the embedding when tied
+    norm_f: TRef,  // (d_model)
+    lm_head: TRef, // (vocab, d_model); the embedding when tied
     id: u64,
     data_offset: u64,
     tokenizer: Option<crate::tokenizer::Tokenizer>,
@@ -128,13 +128,23 @@ impl Model {
     }
 
     fn from_storage(storage: Storage, path: String) -> Result<Model> {
-        let fmt = |source| RuntimeError::Format { path: path.clone(), source };
+        let fmt = |source| RuntimeError::Format {
+            path: path.clone(),
+            source,
+        };
         let file = MbinFile::parse(storage.bytes()).map_err(fmt)?;
         let ModelConfig::Mamba(config) = ModelConfig::from_file(&file).map_err(fmt)?;
         let tref = |name: &str| -> TRef {
-            let t = file.tensor(name).expect("ModelConfig::from_file checked every tensor exists");
+            let t = file
+                .tensor(name)
+                .expect("ModelConfig::from_file checked every tensor exists");
             let start = file.tensor_file_offset(t) as usize;
-            TRef { ty: t.ty, rows: t.n_rows() as usize, cols: t.row_len() as usize, bytes: start..start + t.size as usize }
+            TRef {
+                ty: t.ty,
+                rows: t.n_rows() as usize,
+                cols: t.row_len() as usize,
+                bytes: start..start + t.size as usize,
+            }
         };
         let opt = |name: &str| file.tensor(name).map(|_| tref(name));
         let layers = (0..config.n_layer)
@@ -157,8 +167,16 @@ impl Model {
             })
             .collect();
         let embeddings = tref("embeddings.weight");
-        let lm_head = if config.tie_embeddings { embeddings.clone() } else { tref("lm_head.weight") };
-        let tokenizer = match file.metadata.get(KEY_TOKENIZER_JSON).and_then(|v| v.as_str()) {
+        let lm_head = if config.tie_embeddings {
+            embeddings.clone()
+        } else {
+            tref("lm_head.weight")
+        };
+        let tokenizer = match file
+            .metadata
+            .get(KEY_TOKENIZER_JSON)
+            .and_then(|v| v.as_str())
+        {
             Some(json) => Some(crate::tokenizer::Tokenizer::from_json(json.as_bytes())?),
             None => None,
         };
@@ -186,7 +204,11 @@ impl Model {
         for t in &self.tensors {
             if t.ty == QuantType::F32 {
                 let start = (self.data_offset + t.offset) as usize;
-                if bytemuck::try_cast_slice::<u8, f32>(&self.storage.bytes()[start..start + t.size as usize]).is_err() {
+                if bytemuck::try_cast_slice::<u8, f32>(
+                    &self.storage.bytes()[start..start + t.size as usize],
+                )
+                .is_err()
+                {
                     return Err(RuntimeError::Misaligned(t.name.clone()));
                 }
             }
@@ -194,13 +216,19 @@ impl Model {
         Ok(())
     }
 
-
     /// Verifies every tensor checksum (reads the whole file).
     pub fn verify(&self) -> Result<()> {
-        let file = MbinFile::parse(self.storage.bytes()).map_err(|source| RuntimeError::Format { path: self.path.clone(), source })?;
+        let file =
+            MbinFile::parse(self.storage.bytes()).map_err(|source| RuntimeError::Format {
+                path: self.path.clone(),
+                source,
+            })?;
         match file.verify().into_iter().next() {
             None => Ok(()),
-            Some(source) => Err(RuntimeError::Format { path: self.path.clone(), source }),
+            Some(source) => Err(RuntimeError::Format {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
@@ -245,12 +273,18 @@ impl Model {
 
     /// End-of-sequence token id, if the file names one.
     pub fn eos_id(&self) -> Option<u32> {
-        self.metadata.get(KEY_EOS_ID).and_then(|v| v.as_u64()).map(|v| v as u32)
+        self.metadata
+            .get(KEY_EOS_ID)
+            .and_then(|v| v.as_u64())
+            .map(|v| v as u32)
     }
 
     /// Beginning-of-sequence token id, if the file names one.
     pub fn bos_id(&self) -> Option<u32> {
-        self.metadata.get(KEY_BOS_ID).and_then(|v| v.as_u64()).map(|v| v as u32)
+        self.metadata
+            .get(KEY_BOS_ID)
+            .and_then(|v| v.as_u64())
+            .map(|v| v as u32)
     }
 
     /// A fingerprint of this model's weights and metadata, stored in saved states.
@@ -264,14 +298,23 @@ impl Model {
     }
 
     fn view(&self, t: &TRef) -> WeightView<'_> {
-        WeightView { ty: t.ty, rows: t.rows, cols: t.cols, data: &self.storage.bytes()[t.bytes.clone()] }
+        WeightView {
+            ty: t.ty,
+            rows: t.rows,
+            cols: t.cols,
+            data: &self.storage.bytes()[t.bytes.clone()],
+        }
     }
 
     /// Rows `rows` of a matrix, as a smaller matrix view.
     fn view_rows(&self, t: &TRef, rows: Range<usize>) -> WeightView<'_> {
         let v = self.view(t);
         let rb = v.row_bytes();
-        WeightView { rows: rows.len(), data: &v.data[rows.start * rb..rows.end * rb], ..v }
+        WeightView {
+            rows: rows.len(),
+            data: &v.data[rows.start * rb..rows.end * rb],
+            ..v
+        }
     }
 
     fn f32s(&self, t: &TRef) -> &[f32] {
@@ -281,8 +324,14 @@ impl Model {
 
     /// Checks every token id of every segment.
     pub fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
-        match tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            Some(&id) => Err(RuntimeError::TokenOutOfRange { id, vocab: self.config.vocab_size }),
+        match tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            Some(&id) => Err(RuntimeError::TokenOutOfRange {
+                id,
+                vocab: self.config.vocab_size,
+            }),
             None => Ok(()),
         }
     }
@@ -293,7 +342,13 @@ impl Model {
     ///
     /// Sequences are independent: projections run on all `T` tokens together (one
     /// pass over each weight matrix), conv and scan per sequence.
-    pub fn forward(&self, segs: &mut [Segment<'_>], want: LogitsWanted, s: &mut Scratch, logits: &mut Vec<f32>) -> Result<()> {
+    pub fn forward(
+        &self,
+        segs: &mut [Segment<'_>],
+        want: LogitsWanted,
+        s: &mut Scratch,
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
         for seg in segs.iter() {
             if seg.tokens.is_empty() {
                 return Err(RuntimeError::EmptyPrompt);
@@ -308,14 +363,22 @@ impl Model {
         // ── embedding ─────────────────────────────────────────────────────────
         let emb = self.view(&self.embeddings);
         let resid = grow(&mut s.resid, t_total * d);
-        for (row, &tok) in resid.chunks_exact_mut(d).zip(segs.iter().flat_map(|s| s.tokens)) {
+        for (row, &tok) in resid
+            .chunks_exact_mut(d)
+            .zip(segs.iter().flat_map(|s| s.tokens))
+        {
             emb.dequantize_row(tok as usize, row);
         }
 
         for (li, l) in self.layers.iter().enumerate() {
             // ── x = RMSNorm(residual) ─────────────────────────────────────────
             let xn = grow(&mut s.xn, t_total * d);
-            rmsnorm(&s.resid[..t_total * d], self.f32s(&l.norm), c.rms_norm_eps as f32, xn);
+            rmsnorm(
+                &s.resid[..t_total * d],
+                self.f32s(&l.norm),
+                c.rms_norm_eps as f32,
+                xn,
+            );
             // ── in_proj → (x, z) ──────────────────────────────────────────────
             let x = grow(&mut s.x, t_total * di);
             matmul(&self.view_rows(&l.in_proj, 0..di), xn, t_total, x);
@@ -330,17 +393,36 @@ impl Model {
             let mut off = 0;
             for seg in segs.iter_mut() {
                 let len = seg.tokens.len();
-                conv1d_silu(&mut x[off * di..(off + len) * di], di, seg.state.conv_mut(li), self.f32s(&l.conv_w), l.conv_b.as_ref().map(|b| self.f32s(b)));
+                conv1d_silu(
+                    &mut x[off * di..(off + len) * di],
+                    di,
+                    seg.state.conv_mut(li),
+                    self.f32s(&l.conv_w),
+                    l.conv_b.as_ref().map(|b| self.f32s(b)),
+                );
                 off += len;
             }
             // ── x_proj → (dt, B, C); dt_proj ──────────────────────────────────
             let xdbl = grow(&mut s.xdbl, t_total * (r + 2 * n));
             matmul(&self.view(&l.x_proj), x, t_total, xdbl);
             let dt = grow(&mut s.dt, t_total * di);
-            dt_proj(&self.view(&l.dt_proj), xdbl, r + 2 * n, r, t_total, &mut s.dt_in, dt);
+            dt_proj(
+                &self.view(&l.dt_proj),
+                xdbl,
+                r + 2 * n,
+                r,
+                t_total,
+                &mut s.dt_in,
+                dt,
+            );
             // ── selective scan (dt bias, softplus, D skip, SiLU(z) gate fused) ─
             let y = grow(&mut s.y, t_total * di);
-            let p = ScanParams { a: self.f32s(&l.a), d: self.f32s(&l.d), dt_bias: self.f32s(&l.dt_bias), d_state: n };
+            let p = ScanParams {
+                a: self.f32s(&l.a),
+                d: self.f32s(&l.d),
+                dt_bias: self.f32s(&l.dt_bias),
+                d_state: n,
+            };
             let mut off = 0;
             for seg in segs.iter_mut() {
                 let len = seg.tokens.len();
@@ -390,7 +472,12 @@ impl Model {
             dst.copy_from_slice(&s.resid[row * d..(row + 1) * d]);
         }
         let normed = grow(&mut s.xn, rows.len() * d);
-        rmsnorm(&s.fin[..rows.len() * d], self.f32s(&self.norm_f), c.rms_norm_eps as f32, normed);
+        rmsnorm(
+            &s.fin[..rows.len() * d],
+            self.f32s(&self.norm_f),
+            c.rms_norm_eps as f32,
+            normed,
+        );
         logits.resize(rows.len() * c.vocab_size, 0.0);
         matmul(&self.view(&self.lm_head), normed, rows.len(), logits);
         Ok(())
@@ -399,7 +486,15 @@ impl Model {
 
 /// `dt = dt_proj(xdbl[:, :R])`: the first R columns of each x_proj row, which are not
 /// contiguous across rows, so they are gathered per token first.
-fn dt_proj(w: &WeightView<'_>, xdbl: &[f32], stride: usize, r: usize, t: usize, buf: &mut Vec<f32>, dt: &mut [f32]) {
+fn dt_proj(
+    w: &WeightView<'_>,
+    xdbl: &[f32],
+    stride: usize,
+    r: usize,
+    t: usize,
+    buf: &mut Vec<f32>,
+    dt: &mut [f32],
+) {
     let gathered = grow(buf, t * r);
     for (dst, row) in gathered.chunks_exact_mut(r).zip(xdbl.chunks_exact(stride)) {
         dst.copy_from_slice(&row[..r]);
@@ -410,12 +505,21 @@ fn dt_proj(w: &WeightView<'_>, xdbl: &[f32], stride: usize, r: usize, t: usize, 
 /// Channels per scan task.
 const SCAN_CHANNELS_PER_TASK: usize = 32;
 
-fn scan_parallel(p: &ScanParams<'_>, inp: &ScanInputs<'_>, h: &mut [f32], y_t: &mut [f32], len: usize) {
+fn scan_parallel(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    h: &mut [f32],
+    y_t: &mut [f32],
+    len: usize,
+) {
     let n = p.d_state;
-    h.par_chunks_mut(SCAN_CHANNELS_PER_TASK * n).zip(y_t.par_chunks_mut(SCAN_CHANNELS_PER_TASK * len)).enumerate().for_each(|(i, (hc, yc))| {
-        let c0 = i * SCAN_CHANNELS_PER_TASK;
-        selective_scan(p, inp, c0, hc.len() / n, hc, yc);
-    });
+    h.par_chunks_mut(SCAN_CHANNELS_PER_TASK * n)
+        .zip(y_t.par_chunks_mut(SCAN_CHANNELS_PER_TASK * len))
+        .enumerate()
+        .for_each(|(i, (hc, yc))| {
+            let c0 = i * SCAN_CHANNELS_PER_TASK;
+            selective_scan(p, inp, c0, hc.len() / n, hc, yc);
+        });
 }
 
 /// `(rows, cols)` → `(cols, rows)`.

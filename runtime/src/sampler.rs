@@ -29,21 +29,41 @@ pub struct SamplerParams {
 impl Default for SamplerParams {
     /// The common local-runner defaults.
     fn default() -> Self {
-        SamplerParams { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.1, repeat_last_n: 64, seed: 0 }
+        SamplerParams {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+            seed: 0,
+        }
     }
 }
 
 impl SamplerParams {
     /// Greedy decoding (no penalty).
     pub fn greedy() -> Self {
-        SamplerParams { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 0, seed: 0 }
+        SamplerParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: 0,
+        }
     }
 
     /// Checks every range; an impossible value is an error, never clamped.
     pub fn validate(&self) -> Result<()> {
         let bad = |name, value: String, why| Err(RuntimeError::BadSampling { name, value, why });
         if !(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature)) {
-            return bad("temperature", self.temperature.to_string(), "must be in [0, 100]");
+            return bad(
+                "temperature",
+                self.temperature.to_string(),
+                "must be in [0, 100]",
+            );
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad("top_p", self.top_p.to_string(), "must be in (0, 1]");
@@ -52,7 +72,11 @@ impl SamplerParams {
             return bad("min_p", self.min_p.to_string(), "must be in [0, 1]");
         }
         if !(self.repeat_penalty > 0.0 && self.repeat_penalty <= 10.0) {
-            return bad("repeat_penalty", self.repeat_penalty.to_string(), "must be in (0, 10]");
+            return bad(
+                "repeat_penalty",
+                self.repeat_penalty.to_string(),
+                "must be in (0, 10]",
+            );
         }
         Ok(())
     }
@@ -93,7 +117,13 @@ pub struct SampleScratch {
 
 /// Picks a token: the pure core of sampling. `recent` are the last tokens (the
 /// penalty window is applied here), `coin` is uniform in `[0, 1)`.
-pub fn sample(logits: &[f32], p: &SamplerParams, recent: &[u32], coin: f32, scratch: &mut SampleScratch) -> u32 {
+pub fn sample(
+    logits: &[f32],
+    p: &SamplerParams,
+    recent: &[u32],
+    coin: f32,
+    scratch: &mut SampleScratch,
+) -> u32 {
     let window = &recent[recent.len().saturating_sub(p.repeat_last_n)..];
     let logits = if p.repeat_penalty != 1.0 && !window.is_empty() {
         scratch.penalised.clear();
@@ -108,9 +138,18 @@ pub fn sample(logits: &[f32], p: &SamplerParams, recent: &[u32], coin: f32, scra
         return argmax(logits);
     }
     work.clear();
-    work.extend(logits.iter().enumerate().map(|(i, &l)| (l / p.temperature, i as u32)));
+    work.extend(
+        logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (l / p.temperature, i as u32)),
+    );
     // Sort descending by logit; ties broken by id so the result is deterministic.
-    let k = if p.top_k == 0 { work.len() } else { p.top_k.min(work.len()) };
+    let k = if p.top_k == 0 {
+        work.len()
+    } else {
+        p.top_k.min(work.len())
+    };
     if k < work.len() {
         work.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         work.truncate(k);
@@ -170,7 +209,11 @@ impl Sampler {
     pub fn new(params: SamplerParams) -> Result<Sampler> {
         params.validate()?;
         let rng = Pcg32::new(params.seed);
-        Ok(Sampler { params, rng, work: SampleScratch::default() })
+        Ok(Sampler {
+            params,
+            rng,
+            work: SampleScratch::default(),
+        })
     }
 
     /// The parameters.
@@ -195,7 +238,10 @@ pub struct Pcg32 {
 impl Pcg32 {
     /// Seeds the generator (stream 0x5851f42d4c957f2d-derived increment).
     pub fn new(seed: u64) -> Pcg32 {
-        let mut r = Pcg32 { state: 0, inc: (0xda3e_39cb_94b9_5bdb << 1) | 1 };
+        let mut r = Pcg32 {
+            state: 0,
+            inc: (0xda3e_39cb_94b9_5bdb << 1) | 1,
+        };
         r.next_u32();
         r.state = r.state.wrapping_add(seed);
         r.next_u32();
@@ -205,7 +251,9 @@ impl Pcg32 {
     /// The next 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
         let old = self.state;
-        self.state = old.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(self.inc);
+        self.state = old
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(self.inc);
         let xorshifted = (((old >> 18) ^ old) >> 27) as u32;
         let rot = (old >> 59) as u32;
         xorshifted.rotate_right(rot)
@@ -230,7 +278,11 @@ mod tests {
         let l = [0.1, 2.0, -1.0, 2.0, 0.5];
         let p = SamplerParams::greedy();
         for coin in [0.0, 0.5, 0.999] {
-            assert_eq!(sample(&l, &p, &[], coin, &mut scratch()), 1, "first maximum wins ties");
+            assert_eq!(
+                sample(&l, &p, &[], coin, &mut scratch()),
+                1,
+                "first maximum wins ties"
+            );
         }
     }
 
@@ -238,12 +290,24 @@ mod tests {
     fn repetition_penalty_as_transformers() {
         let mut l = vec![2.0, -2.0, 1.0];
         apply_repeat_penalty(&mut l, &[0, 1, 0], 2.0);
-        assert_eq!(l, vec![1.0, -4.0, 1.0], "positive divided, negative multiplied, each id once");
+        assert_eq!(
+            l,
+            vec![1.0, -4.0, 1.0],
+            "positive divided, negative multiplied, each id once"
+        );
         // With a penalty, greedy picks another token.
-        let p = SamplerParams { repeat_penalty: 3.0, repeat_last_n: 4, ..SamplerParams::greedy() };
+        let p = SamplerParams {
+            repeat_penalty: 3.0,
+            repeat_last_n: 4,
+            ..SamplerParams::greedy()
+        };
         assert_eq!(sample(&[3.0, 2.0], &p, &[0], 0.0, &mut scratch()), 1);
         // Outside the window, no penalty.
-        let p = SamplerParams { repeat_penalty: 3.0, repeat_last_n: 1, ..SamplerParams::greedy() };
+        let p = SamplerParams {
+            repeat_penalty: 3.0,
+            repeat_last_n: 1,
+            ..SamplerParams::greedy()
+        };
         assert_eq!(sample(&[3.0, 2.0], &p, &[0, 5], 0.0, &mut scratch()), 0);
     }
 
@@ -251,21 +315,82 @@ mod tests {
     fn top_k_top_p_min_p_restrict_the_candidates() {
         // Probabilities after softmax at T=1: roughly 0.64, 0.24, 0.09, 0.03.
         let l = [3.0f32, 2.0, 1.0, 0.0];
-        let base = SamplerParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 0, seed: 0 };
+        let base = SamplerParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: 0,
+        };
         let draw = |p: &SamplerParams, coin| sample(&l, p, &[], coin, &mut scratch());
-        assert_eq!(draw(&base, 0.999), 3, "the full distribution reaches the last token");
-        assert_eq!(draw(&SamplerParams { top_k: 2, ..base.clone() }, 0.999), 1);
-        assert_eq!(draw(&SamplerParams { top_p: 0.5, ..base.clone() }, 0.999), 0, "0.64 ≥ 0.5 keeps one token");
-        assert_eq!(draw(&SamplerParams { top_p: 0.8, ..base.clone() }, 0.999), 1);
-        assert_eq!(draw(&SamplerParams { min_p: 0.3, ..base.clone() }, 0.999), 1, "0.09 < 0.3 × 0.64");
+        assert_eq!(
+            draw(&base, 0.999),
+            3,
+            "the full distribution reaches the last token"
+        );
+        assert_eq!(
+            draw(
+                &SamplerParams {
+                    top_k: 2,
+                    ..base.clone()
+                },
+                0.999
+            ),
+            1
+        );
+        assert_eq!(
+            draw(
+                &SamplerParams {
+                    top_p: 0.5,
+                    ..base.clone()
+                },
+                0.999
+            ),
+            0,
+            "0.64 ≥ 0.5 keeps one token"
+        );
+        assert_eq!(
+            draw(
+                &SamplerParams {
+                    top_p: 0.8,
+                    ..base.clone()
+                },
+                0.999
+            ),
+            1
+        );
+        assert_eq!(
+            draw(
+                &SamplerParams {
+                    min_p: 0.3,
+                    ..base.clone()
+                },
+                0.999
+            ),
+            1,
+            "0.09 < 0.3 × 0.64"
+        );
         assert_eq!(draw(&base, 0.0), 0);
     }
 
     #[test]
     fn temperature_sharpens() {
         let l = [1.0f32, 0.0];
-        let hot = SamplerParams { temperature: 100.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 0, seed: 0 };
-        let cold = SamplerParams { temperature: 0.05, ..hot.clone() };
+        let hot = SamplerParams {
+            temperature: 100.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: 0,
+        };
+        let cold = SamplerParams {
+            temperature: 0.05,
+            ..hot.clone()
+        };
         // Coin 0.6: at T=100 the split is ~50/50, so token 1; at T=0.05 token 0 has all the mass.
         assert_eq!(sample(&l, &hot, &[], 0.6, &mut scratch()), 1);
         assert_eq!(sample(&l, &cold, &[], 0.6, &mut scratch()), 0);
@@ -274,7 +399,16 @@ mod tests {
     #[test]
     fn frequencies_follow_the_distribution() {
         let l = [0.0f32, (3.0f32).ln()]; // p = 0.25, 0.75
-        let mut s = Sampler::new(SamplerParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 0, seed: 3 }).unwrap();
+        let mut s = Sampler::new(SamplerParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: 3,
+        })
+        .unwrap();
         let ones = (0..20_000).filter(|_| s.sample(&l, &[]) == 1).count();
         let f = ones as f64 / 20_000.0;
         assert!((f - 0.75).abs() < 0.02, "{f}");
@@ -285,22 +419,52 @@ mod tests {
         let ok = SamplerParams::default();
         ok.validate().unwrap();
         for bad in [
-            SamplerParams { temperature: -1.0, ..ok.clone() },
-            SamplerParams { temperature: f32::NAN, ..ok.clone() },
-            SamplerParams { top_p: 0.0, ..ok.clone() },
-            SamplerParams { top_p: 1.5, ..ok.clone() },
-            SamplerParams { min_p: -0.1, ..ok.clone() },
-            SamplerParams { repeat_penalty: 0.0, ..ok.clone() },
+            SamplerParams {
+                temperature: -1.0,
+                ..ok.clone()
+            },
+            SamplerParams {
+                temperature: f32::NAN,
+                ..ok.clone()
+            },
+            SamplerParams {
+                top_p: 0.0,
+                ..ok.clone()
+            },
+            SamplerParams {
+                top_p: 1.5,
+                ..ok.clone()
+            },
+            SamplerParams {
+                min_p: -0.1,
+                ..ok.clone()
+            },
+            SamplerParams {
+                repeat_penalty: 0.0,
+                ..ok.clone()
+            },
         ] {
-            assert!(matches!(Sampler::new(bad), Err(RuntimeError::BadSampling { .. })));
+            assert!(matches!(
+                Sampler::new(bad),
+                Err(RuntimeError::BadSampling { .. })
+            ));
         }
     }
 
     #[test]
     fn pcg32_is_reproducible() {
-        let a: Vec<u32> = { let mut r = Pcg32::new(1); (0..4).map(|_| r.next_u32()).collect() };
-        let b: Vec<u32> = { let mut r = Pcg32::new(1); (0..4).map(|_| r.next_u32()).collect() };
-        let c: Vec<u32> = { let mut r = Pcg32::new(2); (0..4).map(|_| r.next_u32()).collect() };
+        let a: Vec<u32> = {
+            let mut r = Pcg32::new(1);
+            (0..4).map(|_| r.next_u32()).collect()
+        };
+        let b: Vec<u32> = {
+            let mut r = Pcg32::new(1);
+            (0..4).map(|_| r.next_u32()).collect()
+        };
+        let c: Vec<u32> = {
+            let mut r = Pcg32::new(2);
+            (0..4).map(|_| r.next_u32()).collect()
+        };
         assert_eq!(a, b);
         assert_ne!(a, c);
         let mut r = Pcg32::new(9);

@@ -47,7 +47,13 @@ pub struct GenerateOptions {
 impl<'m> Session<'m> {
     /// A session at the start of a sequence.
     pub fn new(model: &'m Model) -> Session<'m> {
-        Session { model, state: model.new_state(), scratch: Scratch::default(), logits: Vec::new(), history: Vec::new() }
+        Session {
+            model,
+            state: model.new_state(),
+            scratch: Scratch::default(),
+            logits: Vec::new(),
+            history: Vec::new(),
+        }
     }
 
     /// The model.
@@ -65,7 +71,13 @@ impl<'m> Session<'m> {
     /// A copy of this session at its current position (forks a prompt cheaply: the
     /// state is a few MB at most, whatever the sequence length).
     pub fn fork(&self) -> Session<'m> {
-        Session { model: self.model, state: self.state.clone(), scratch: Scratch::default(), logits: self.logits.clone(), history: self.history.clone() }
+        Session {
+            model: self.model,
+            state: self.state.clone(),
+            scratch: Scratch::default(),
+            logits: self.logits.clone(),
+            history: self.history.clone(),
+        }
     }
 
     /// Tokens fed so far (prompt and generated).
@@ -86,9 +98,17 @@ impl<'m> Session<'m> {
         self.model.check_tokens(tokens)?;
         let chunks: Vec<&[u32]> = tokens.chunks(PREFILL_CHUNK).collect();
         for (i, chunk) in chunks.iter().enumerate() {
-            let want = if i + 1 == chunks.len() { LogitsWanted::Last } else { LogitsWanted::None };
-            let mut seg = [Segment { state: &mut self.state, tokens: chunk }];
-            self.model.forward(&mut seg, want, &mut self.scratch, &mut self.logits)?;
+            let want = if i + 1 == chunks.len() {
+                LogitsWanted::Last
+            } else {
+                LogitsWanted::None
+            };
+            let mut seg = [Segment {
+                state: &mut self.state,
+                tokens: chunk,
+            }];
+            self.model
+                .forward(&mut seg, want, &mut self.scratch, &mut self.logits)?;
         }
         self.history.extend_from_slice(tokens);
         Ok(&self.logits)
@@ -108,8 +128,16 @@ impl<'m> Session<'m> {
         self.model.check_tokens(tokens)?;
         let mut all = Vec::with_capacity(tokens.len() * self.model.vocab_size());
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            let mut seg = [Segment { state: &mut self.state, tokens: chunk }];
-            self.model.forward(&mut seg, LogitsWanted::All, &mut self.scratch, &mut self.logits)?;
+            let mut seg = [Segment {
+                state: &mut self.state,
+                tokens: chunk,
+            }];
+            self.model.forward(
+                &mut seg,
+                LogitsWanted::All,
+                &mut self.scratch,
+                &mut self.logits,
+            )?;
             all.extend_from_slice(&self.logits);
         }
         let v = self.model.vocab_size();
@@ -123,17 +151,32 @@ impl<'m> Session<'m> {
     /// newly completed UTF-8 text when the model has a tokenizer (may be empty while
     /// a multi-byte character is incomplete), else empty. Return `false` from the
     /// callback to stop.
-    pub fn generate(&mut self, prompt: &[u32], sampler: &mut Sampler, opts: &GenerateOptions, mut on_token: impl FnMut(u32, &str) -> bool) -> Result<Generation> {
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        sampler: &mut Sampler,
+        opts: &GenerateOptions,
+        mut on_token: impl FnMut(u32, &str) -> bool,
+    ) -> Result<Generation> {
         let t0 = std::time::Instant::now();
         if !prompt.is_empty() {
             self.prefill(prompt)?;
         } else if self.logits.is_empty() {
             return Err(RuntimeError::EmptyPrompt);
         }
-        let mut gen = Generation { prompt_tokens: prompt.len(), prompt_seconds: t0.elapsed().as_secs_f64(), ..Default::default() };
+        let mut gen = Generation {
+            prompt_tokens: prompt.len(),
+            prompt_seconds: t0.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
         let t1 = std::time::Instant::now();
-        let eos = if opts.ignore_eos { None } else { self.model.eos_id() };
-        let mut decoder = StreamDecoder::with_prompt(&self.history[self.history.len().saturating_sub(8)..]);
+        let eos = if opts.ignore_eos {
+            None
+        } else {
+            self.model.eos_id()
+        };
+        let mut decoder =
+            StreamDecoder::with_prompt(&self.history[self.history.len().saturating_sub(8)..]);
         let tok = self.model.tokenizer();
         for i in 0..opts.max_tokens {
             let next = sampler.sample(&self.logits, &self.history);
@@ -180,7 +223,12 @@ pub struct Batch<'m> {
 impl<'m> Batch<'m> {
     /// `n` empty sequences.
     pub fn new(model: &'m Model, n: usize) -> Batch<'m> {
-        Batch { model, states: (0..n).map(|_| model.new_state()).collect(), scratch: Scratch::default(), logits: Vec::new() }
+        Batch {
+            model,
+            states: (0..n).map(|_| model.new_state()).collect(),
+            scratch: Scratch::default(),
+            logits: Vec::new(),
+        }
     }
 
     /// Number of sequences.
@@ -197,7 +245,11 @@ impl<'m> Batch<'m> {
     /// each sequence's last token, `(B, vocab)`.
     pub fn prefill(&mut self, prompts: &[&[u32]]) -> Result<&[f32]> {
         if prompts.len() != self.states.len() {
-            return Err(RuntimeError::Batch(format!("{} prompts for {} sequences", prompts.len(), self.states.len())));
+            return Err(RuntimeError::Batch(format!(
+                "{} prompts for {} sequences",
+                prompts.len(),
+                self.states.len()
+            )));
         }
         let vocab = self.model.vocab_size();
         let mut out = vec![0.0f32; prompts.len() * vocab];
@@ -217,15 +269,24 @@ impl<'m> Batch<'m> {
                 if pos[i] + take == p.len() {
                     finishing.push((i, segs.len()));
                 }
-                segs.push(Segment { state: st, tokens: &p[pos[i]..pos[i] + take] });
+                segs.push(Segment {
+                    state: st,
+                    tokens: &p[pos[i]..pos[i] + take],
+                });
                 pos[i] += take;
             }
             if segs.is_empty() {
                 break;
             }
-            self.model.forward(&mut segs, LogitsWanted::Last, &mut self.scratch, &mut self.logits)?;
+            self.model.forward(
+                &mut segs,
+                LogitsWanted::Last,
+                &mut self.scratch,
+                &mut self.logits,
+            )?;
             for (i, s) in finishing {
-                out[i * vocab..(i + 1) * vocab].copy_from_slice(&self.logits[s * vocab..(s + 1) * vocab]);
+                out[i * vocab..(i + 1) * vocab]
+                    .copy_from_slice(&self.logits[s * vocab..(s + 1) * vocab]);
             }
         }
         if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
@@ -238,10 +299,27 @@ impl<'m> Batch<'m> {
     /// Feeds one token to every sequence; returns `(B, vocab)` logits.
     pub fn step(&mut self, tokens: &[u32]) -> Result<&[f32]> {
         if tokens.len() != self.states.len() {
-            return Err(RuntimeError::Batch(format!("{} tokens for {} sequences", tokens.len(), self.states.len())));
+            return Err(RuntimeError::Batch(format!(
+                "{} tokens for {} sequences",
+                tokens.len(),
+                self.states.len()
+            )));
         }
-        let mut segs: Vec<Segment<'_>> = self.states.iter_mut().zip(tokens).map(|(st, t)| Segment { state: st, tokens: std::slice::from_ref(t) }).collect();
-        self.model.forward(&mut segs, LogitsWanted::Last, &mut self.scratch, &mut self.logits)?;
+        let mut segs: Vec<Segment<'_>> = self
+            .states
+            .iter_mut()
+            .zip(tokens)
+            .map(|(st, t)| Segment {
+                state: st,
+                tokens: std::slice::from_ref(t),
+            })
+            .collect();
+        self.model.forward(
+            &mut segs,
+            LogitsWanted::Last,
+            &mut self.scratch,
+            &mut self.logits,
+        )?;
         Ok(&self.logits)
     }
 }

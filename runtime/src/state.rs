@@ -73,7 +73,10 @@ impl State {
         if self.model_id == model_id {
             Ok(())
         } else {
-            Err(RuntimeError::BadState(format!("it belongs to model {:#018x}, not this model ({model_id:#018x})", self.model_id)))
+            Err(RuntimeError::BadState(format!(
+                "it belongs to model {:#018x}, not this model ({model_id:#018x})",
+                self.model_id
+            )))
         }
     }
 
@@ -81,7 +84,12 @@ impl State {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(48 + self.size_bytes());
         out.extend_from_slice(STATE_MAGIC);
-        for v in [self.model_id, self.n_tokens, self.conv.len() as u64, self.ssm.len() as u64] {
+        for v in [
+            self.model_id,
+            self.n_tokens,
+            self.conv.len() as u64,
+            self.ssm.len() as u64,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         for v in self.conv.iter().chain(&self.ssm) {
@@ -97,19 +105,29 @@ impl State {
     pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         let bad = |why: String| RuntimeError::BadState(why);
         if bytes.len() < 48 || &bytes[..8] != STATE_MAGIC {
-            return Err(bad("not a saved Mamba state (bad magic or too short)".into()));
+            return Err(bad(
+                "not a saved Mamba state (bad magic or too short)".into()
+            ));
         }
         let (body, sum) = bytes.split_at(bytes.len() - 8);
-        if mamba_format::checksum::checksum(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
+        if mamba_format::checksum::checksum(body)
+            != u64::from_le_bytes(sum.try_into().expect("8 bytes"))
+        {
             return Err(bad("checksum mismatch (damaged or truncated)".into()));
         }
-        let u = |i: usize| u64::from_le_bytes(body[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
+        let u =
+            |i: usize| u64::from_le_bytes(body[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
         let (model_id, n_tokens, n_conv, n_ssm) = (u(0), u(1), u(2), u(3));
         self.check_owner(model_id)?;
-        if n_conv != self.conv.len() as u64 || n_ssm != self.ssm.len() as u64 || body.len() as u64 != 40 + 4 * (n_conv + n_ssm) {
+        if n_conv != self.conv.len() as u64
+            || n_ssm != self.ssm.len() as u64
+            || body.len() as u64 != 40 + 4 * (n_conv + n_ssm)
+        {
             return Err(bad("state sizes do not match this model".into()));
         }
-        let vals = body[40..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let vals = body[40..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         for (dst, v) in self.conv.iter_mut().chain(self.ssm.iter_mut()).zip(vals) {
             *dst = v;
         }
@@ -119,7 +137,10 @@ impl State {
 
     /// Writes the state to a file (atomically: temp file + rename).
     pub fn save_file(&self, path: &std::path::Path) -> Result<()> {
-        let io = |source| RuntimeError::Io { path: path.display().to_string(), source };
+        let io = |source| RuntimeError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let tmp = path.with_extension("tmp-state");
         std::fs::write(&tmp, self.to_bytes()).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(|e| {
@@ -130,7 +151,10 @@ impl State {
 
     /// Restores from a file written by [`State::save_file`].
     pub fn load_file(&mut self, path: &std::path::Path) -> Result<()> {
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         self.restore(&bytes)
     }
 }

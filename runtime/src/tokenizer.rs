@@ -11,19 +11,25 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// Parses a `tokenizer.json`.
     pub fn from_json(json: &[u8]) -> Result<Tokenizer> {
-        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| RuntimeError::Tokenizer(e.to_string()))?;
+        let inner = tokenizers::Tokenizer::from_bytes(json)
+            .map_err(|e| RuntimeError::Tokenizer(e.to_string()))?;
         Ok(Tokenizer { inner })
     }
 
     /// Token ids of `text` (no special tokens added: Mamba models use none).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| RuntimeError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| RuntimeError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of `ids` (special tokens skipped).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| RuntimeError::Tokenizer(e.to_string()))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| RuntimeError::Tokenizer(e.to_string()))
     }
 
     /// Number of tokens the tokenizer knows.
@@ -52,7 +58,11 @@ impl StreamDecoder {
     /// A decoder whose context is the prompt (so the first generated piece gets
     /// the right leading space handling).
     pub fn with_prompt(prompt: &[u32]) -> Self {
-        StreamDecoder { ids: prompt.to_vec(), prefix_offset: prompt.len(), read_offset: prompt.len() }
+        StreamDecoder {
+            ids: prompt.to_vec(),
+            prefix_offset: prompt.len(),
+            read_offset: prompt.len(),
+        }
     }
 
     /// Feeds one id; returns the new complete text, possibly empty.
@@ -60,7 +70,10 @@ impl StreamDecoder {
         self.ids.push(id);
         let prefix = tok.decode(&self.ids[self.prefix_offset..self.read_offset])?;
         let full = tok.decode(&self.ids[self.prefix_offset..])?;
-        if full.len() > prefix.len() && !full.ends_with('\u{FFFD}') && full.is_char_boundary(prefix.len()) {
+        if full.len() > prefix.len()
+            && !full.ends_with('\u{FFFD}')
+            && full.is_char_boundary(prefix.len())
+        {
             let piece = full[prefix.len()..].to_string();
             self.prefix_offset = self.read_offset;
             self.read_offset = self.ids.len();
@@ -77,6 +90,12 @@ impl StreamDecoder {
         let full = tok.decode(&self.ids[self.prefix_offset..])?;
         self.prefix_offset = self.ids.len();
         self.read_offset = self.ids.len();
-        Ok(if full.len() > prefix.len() && full.is_char_boundary(prefix.len()) { full[prefix.len()..].to_string() } else { String::new() })
+        Ok(
+            if full.len() > prefix.len() && full.is_char_boundary(prefix.len()) {
+                full[prefix.len()..].to_string()
+            } else {
+                String::new()
+            },
+        )
     }
 }

@@ -4,11 +4,17 @@ use mamba_runtime::{Batch, GenerateOptions, Model, RuntimeError, Sampler, Sample
 use std::path::PathBuf;
 
 fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("MAMBA_SHARED").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let dir = std::env::var_os("MAMBA_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     if dir.join("fixtures").is_dir() {
         return Some(dir);
     }
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "shared data missing at {} under CI=true", dir.display());
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "shared data missing at {} under CI=true",
+        dir.display()
+    );
     eprintln!("SKIPPED: no shared data at {}", dir.display());
     None
 }
@@ -41,7 +47,12 @@ fn step_after_prefill_equals_prefill_of_longer_sequence() {
     }
     let mut b = Session::new(&m);
     b.prefill(&PROMPT).unwrap();
-    let diff = a.logits().iter().zip(b.logits()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let diff = a
+        .logits()
+        .iter()
+        .zip(b.logits())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     assert!(diff < 1e-5, "{diff}");
     assert_eq!(a.state.n_tokens, PROMPT.len() as u64);
 }
@@ -78,12 +89,26 @@ fn save_and_restore_state() {
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
-    assert!(matches!(b.state.restore(&bytes), Err(RuntimeError::BadState(_))));
-    assert!(matches!(b.state.restore(&bytes[..100]), Err(RuntimeError::BadState(_))));
-    assert!(matches!(b.state.restore(b"garbage"), Err(RuntimeError::BadState(_))));
-    let Some((other, _t2)) = tiny("q8_0") else { return };
+    assert!(matches!(
+        b.state.restore(&bytes),
+        Err(RuntimeError::BadState(_))
+    ));
+    assert!(matches!(
+        b.state.restore(&bytes[..100]),
+        Err(RuntimeError::BadState(_))
+    ));
+    assert!(matches!(
+        b.state.restore(b"garbage"),
+        Err(RuntimeError::BadState(_))
+    ));
+    let Some((other, _t2)) = tiny("q8_0") else {
+        return;
+    };
     let mut c = Session::new(&other);
-    assert!(matches!(c.state.load_file(&path), Err(RuntimeError::BadState(_))));
+    assert!(matches!(
+        c.state.load_file(&path),
+        Err(RuntimeError::BadState(_))
+    ));
     // A state of one model cannot be run on another.
     let mut foreign = Session::new(&other);
     foreign.state = a.state.clone();
@@ -95,29 +120,73 @@ fn typed_errors_not_panics() {
     let Some((m, _t)) = tiny("f32") else { return };
     let mut s = Session::new(&m);
     assert!(matches!(s.prefill(&[]), Err(RuntimeError::EmptyPrompt)));
-    assert!(matches!(s.prefill(&[1, 1000]), Err(RuntimeError::TokenOutOfRange { id: 1000, vocab: 1000 })));
-    assert!(matches!(s.step(u32::MAX), Err(RuntimeError::TokenOutOfRange { .. })));
-    assert_eq!(s.state.n_tokens, 0, "a rejected call leaves the state untouched");
+    assert!(matches!(
+        s.prefill(&[1, 1000]),
+        Err(RuntimeError::TokenOutOfRange {
+            id: 1000,
+            vocab: 1000
+        })
+    ));
+    assert!(matches!(
+        s.step(u32::MAX),
+        Err(RuntimeError::TokenOutOfRange { .. })
+    ));
+    assert_eq!(
+        s.state.n_tokens, 0,
+        "a rejected call leaves the state untouched"
+    );
     let mut sampler = Sampler::new(SamplerParams::greedy()).unwrap();
-    let opts = GenerateOptions { max_tokens: 3, ignore_eos: true };
-    assert!(matches!(s.generate(&[], &mut sampler, &opts, |_, _| true), Err(RuntimeError::EmptyPrompt)));
+    let opts = GenerateOptions {
+        max_tokens: 3,
+        ignore_eos: true,
+    };
+    assert!(matches!(
+        s.generate(&[], &mut sampler, &opts, |_, _| true),
+        Err(RuntimeError::EmptyPrompt)
+    ));
     let mut b = Batch::new(&m, 2);
     assert!(matches!(b.step(&[1]), Err(RuntimeError::Batch(_))));
-    assert!(matches!(b.prefill(&[&[1], &[]]), Err(RuntimeError::EmptyPrompt) | Err(RuntimeError::Batch(_))));
-    assert!(matches!(Model::open("/nonexistent/model.mbin"), Err(RuntimeError::Io { .. })));
-    assert!(matches!(Model::from_bytes(b"not a model"), Err(RuntimeError::Format { .. })));
+    assert!(matches!(
+        b.prefill(&[&[1], &[]]),
+        Err(RuntimeError::EmptyPrompt) | Err(RuntimeError::Batch(_))
+    ));
+    assert!(matches!(
+        Model::open("/nonexistent/model.mbin"),
+        Err(RuntimeError::Io { .. })
+    ));
+    assert!(matches!(
+        Model::from_bytes(b"not a model"),
+        Err(RuntimeError::Format { .. })
+    ));
     assert!(m.tokenizer().is_none());
 }
 
 #[test]
 fn generation_is_reproducible_with_a_seed() {
     let Some((m, _t)) = tiny("q4_0") else { return };
-    let params = SamplerParams { temperature: 1.0, top_k: 50, top_p: 0.9, min_p: 0.0, repeat_penalty: 1.2, repeat_last_n: 16, seed: 7 };
-    let opts = GenerateOptions { max_tokens: 20, ignore_eos: true };
+    let params = SamplerParams {
+        temperature: 1.0,
+        top_k: 50,
+        top_p: 0.9,
+        min_p: 0.0,
+        repeat_penalty: 1.2,
+        repeat_last_n: 16,
+        seed: 7,
+    };
+    let opts = GenerateOptions {
+        max_tokens: 20,
+        ignore_eos: true,
+    };
     let run = |seed: u64| {
         let mut s = Session::new(&m);
-        let mut sampler = Sampler::new(SamplerParams { seed, ..params.clone() }).unwrap();
-        s.generate(&PROMPT, &mut sampler, &opts, |_, _| true).unwrap().tokens
+        let mut sampler = Sampler::new(SamplerParams {
+            seed,
+            ..params.clone()
+        })
+        .unwrap();
+        s.generate(&PROMPT, &mut sampler, &opts, |_, _| true)
+            .unwrap()
+            .tokens
     };
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));

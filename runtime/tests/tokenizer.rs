@@ -4,12 +4,18 @@ use mamba_runtime::{StreamDecoder, Tokenizer};
 use std::path::PathBuf;
 
 fn tokenizer() -> Option<Tokenizer> {
-    let dir = std::env::var_os("MAMBA_SHARED").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let dir = std::env::var_os("MAMBA_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     let path = dir.join("tokenizers/gpt-neox-20b/tokenizer.json");
     match std::fs::read(&path) {
         Ok(json) => Some(Tokenizer::from_json(&json).unwrap()),
         Err(_) => {
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{} missing under CI=true", path.display());
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "{} missing under CI=true",
+                path.display()
+            );
             eprintln!("SKIPPED: {} not found", path.display());
             None
         }
@@ -22,13 +28,22 @@ fn pieces_concatenate_to_the_text_and_never_split_a_character() {
     let text = "Héllo wörld — 日本語のテキスト 🙂🚀 done.\nNew line";
     let ids = tok.encode(text).unwrap();
     // At least one character must span several tokens, or the test proves nothing.
-    let split_chars = ids.iter().filter(|&&id| tok.decode(&[id]).unwrap().contains('\u{FFFD}')).count();
-    assert!(split_chars > 0, "expected byte-level tokens that are partial characters");
+    let split_chars = ids
+        .iter()
+        .filter(|&&id| tok.decode(&[id]).unwrap().contains('\u{FFFD}'))
+        .count();
+    assert!(
+        split_chars > 0,
+        "expected byte-level tokens that are partial characters"
+    );
     let mut dec = StreamDecoder::new();
     let mut out = String::new();
     for &id in &ids {
         let piece = dec.push(&tok, id).unwrap();
-        assert!(!piece.contains('\u{FFFD}'), "piece {piece:?} holds a broken character");
+        assert!(
+            !piece.contains('\u{FFFD}'),
+            "piece {piece:?} holds a broken character"
+        );
         out.push_str(&piece);
     }
     out.push_str(&dec.flush(&tok).unwrap());

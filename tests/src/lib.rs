@@ -17,9 +17,15 @@ pub fn shared_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("shared data not found at {} (set MAMBA_SHARED); required under CI=true", dir.display());
+        panic!(
+            "shared data not found at {} (set MAMBA_SHARED); required under CI=true",
+            dir.display()
+        );
     }
-    eprintln!("SKIPPED: shared data not found at {} (set MAMBA_SHARED)", dir.display());
+    eprintln!(
+        "SKIPPED: shared data not found at {} (set MAMBA_SHARED)",
+        dir.display()
+    );
     None
 }
 
@@ -50,12 +56,27 @@ pub fn read_reference(path: &Path) -> std::collections::HashMap<String, RefTenso
     for (name, view) in st.tensors() {
         let raw = view.data();
         let data: Vec<f64> = match view.dtype() {
-            safetensors::Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-            safetensors::Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-            safetensors::Dtype::I64 => raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            safetensors::Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            safetensors::Dtype::F64 => raw
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            safetensors::Dtype::I64 => raw
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
             d => panic!("unexpected dtype {d:?} in {}", path.display()),
         };
-        out.insert(name.to_string(), RefTensor { shape: view.shape().to_vec(), data });
+        out.insert(
+            name.to_string(),
+            RefTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
     }
     out
 }
@@ -76,9 +97,17 @@ pub fn convert_dir(input: &Path, out: &Path, preset: &str) {
 /// Largest absolute difference, and the standard deviation of `reference`.
 pub fn max_abs_diff(got: &[f32], reference: &[f32]) -> (f32, f32) {
     assert_eq!(got.len(), reference.len(), "length mismatch");
-    let max = got.iter().zip(reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let max = got
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     let n = reference.len() as f64;
     let mean = reference.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = reference.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = reference
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     (max, var.sqrt() as f32)
 }

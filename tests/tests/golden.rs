@@ -9,20 +9,32 @@ const REL_TOL: f32 = 1e-4;
 
 const FIXTURES: [&str; 3] = ["mamba-tiny-hf", "mamba-tiny-ssm", "mamba-tiny-sharded-bf16"];
 
-fn load(fixture: &str) -> Option<(Model, std::collections::HashMap<String, mamba_tests::RefTensor>, tempfile::TempDir)> {
+fn load(
+    fixture: &str,
+) -> Option<(
+    Model,
+    std::collections::HashMap<String, mamba_tests::RefTensor>,
+    tempfile::TempDir,
+)> {
     let shared = shared_dir()?;
     let dir = shared.join("fixtures").join(fixture);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("model.mbin");
     convert_dir(&dir, &out, "f32");
     let model = Model::open(&out).unwrap();
-    Some((model, read_reference(&dir.join("reference.safetensors")), tmp))
+    Some((
+        model,
+        read_reference(&dir.join("reference.safetensors")),
+        tmp,
+    ))
 }
 
 #[test]
 fn full_forward_logits_match_reference() {
     for fixture in FIXTURES {
-        let Some((model, r, _tmp)) = load(fixture) else { return };
+        let Some((model, r, _tmp)) = load(fixture) else {
+            return;
+        };
         let ids = &r["input_ids"];
         let (b, l) = (ids.shape[0], ids.shape[1]);
         let want = r["logits"].f32s();
@@ -32,8 +44,14 @@ fn full_forward_logits_match_reference() {
             let mut s = Session::new(&model);
             let got = s.logits_all(toks).unwrap();
             let (max, std) = max_abs_diff(&got, &want[row * l * v..(row + 1) * l * v]);
-            eprintln!("{fixture} row {row}: max abs err {max:.3e}, std {std:.4}, ratio {:.3e}", max / std);
-            assert!(max / std <= REL_TOL, "{fixture} row {row}: max abs err {max} vs std {std}");
+            eprintln!(
+                "{fixture} row {row}: max abs err {max:.3e}, std {std:.4}, ratio {:.3e}",
+                max / std
+            );
+            assert!(
+                max / std <= REL_TOL,
+                "{fixture} row {row}: max abs err {max} vs std {std}"
+            );
         }
     }
 }
@@ -41,7 +59,9 @@ fn full_forward_logits_match_reference() {
 #[test]
 fn step_by_step_logits_match_reference() {
     for fixture in FIXTURES {
-        let Some((model, r, _tmp)) = load(fixture) else { return };
+        let Some((model, r, _tmp)) = load(fixture) else {
+            return;
+        };
         let ids = &r["input_ids"];
         let l = ids.shape[1];
         let want = r["logits"].f32s();
@@ -52,7 +72,10 @@ fn step_by_step_logits_match_reference() {
             got.extend_from_slice(s.step(t).unwrap());
         }
         let (max, std) = max_abs_diff(&got, &want[..l * v]);
-        eprintln!("{fixture} step path: max abs err {max:.3e}, ratio {:.3e}", max / std);
+        eprintln!(
+            "{fixture} step path: max abs err {max:.3e}, ratio {:.3e}",
+            max / std
+        );
         assert!(max / std <= REL_TOL);
     }
 }
@@ -60,7 +83,9 @@ fn step_by_step_logits_match_reference() {
 #[test]
 fn greedy_tokens_and_step_logits_match_reference() {
     for fixture in FIXTURES {
-        let Some((model, r, _tmp)) = load(fixture) else { return };
+        let Some((model, r, _tmp)) = load(fixture) else {
+            return;
+        };
         let prompt = r["greedy_prompt"].ids();
         let want_tokens = r["greedy_tokens"].ids();
         let want_logits = r["greedy_step_logits"].f32s();
@@ -77,20 +102,30 @@ fn greedy_tokens_and_step_logits_match_reference() {
         }
         assert_eq!(got_tokens, want_tokens, "{fixture}: greedy tokens differ");
         let (max, std) = max_abs_diff(&got_logits, &want_logits[..want_tokens.len() * v]);
-        eprintln!("{fixture} greedy step logits: max abs err {max:.3e}, ratio {:.3e}", max / std);
+        eprintln!(
+            "{fixture} greedy step logits: max abs err {max:.3e}, ratio {:.3e}",
+            max / std
+        );
         assert!(max / std <= REL_TOL);
         // The same through the public generate() with temperature 0.
         let mut s = Session::new(&model);
         let mut sampler = Sampler::new(SamplerParams::greedy()).unwrap();
-        let opts = GenerateOptions { max_tokens: want_tokens.len(), ignore_eos: true };
-        let gen = s.generate(&prompt, &mut sampler, &opts, |_, _| true).unwrap();
+        let opts = GenerateOptions {
+            max_tokens: want_tokens.len(),
+            ignore_eos: true,
+        };
+        let gen = s
+            .generate(&prompt, &mut sampler, &opts, |_, _| true)
+            .unwrap();
         assert_eq!(gen.tokens, want_tokens, "{fixture}: generate() differs");
     }
 }
 
 #[test]
 fn batch_equals_single_sequences() {
-    let Some((model, r, _tmp)) = load("mamba-tiny-hf") else { return };
+    let Some((model, r, _tmp)) = load("mamba-tiny-hf") else {
+        return;
+    };
     let ids = r["input_ids"].ids();
     let l = r["input_ids"].shape[1];
     let v = model.vocab_size();
@@ -106,10 +141,16 @@ fn batch_equals_single_sequences() {
     for (i, p) in prompts.iter().enumerate() {
         let mut s = Session::new(&model);
         let want = s.prefill(p).unwrap().to_vec();
-        assert!(max_abs_diff(&got[i * v..(i + 1) * v], &want).0 < 1e-5, "prefill row {i}");
+        assert!(
+            max_abs_diff(&got[i * v..(i + 1) * v], &want).0 < 1e-5,
+            "prefill row {i}"
+        );
         for (k, st) in steps.iter().enumerate() {
             let want = s.step(st[i]).unwrap().to_vec();
-            assert!(max_abs_diff(&got_steps[k][i * v..(i + 1) * v], &want).0 < 1e-5, "step {k} row {i}");
+            assert!(
+                max_abs_diff(&got_steps[k][i * v..(i + 1) * v], &want).0 < 1e-5,
+                "step {k} row {i}"
+            );
         }
     }
 }

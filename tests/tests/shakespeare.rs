@@ -24,7 +24,12 @@ fn mean_nll(model: &Model, ids: &[u32], ctx: usize) -> (f64, Vec<f64>) {
         for j in 0..w.len() - 1 {
             let row = &logits[j * v..(j + 1) * v];
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&x| (x as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
             nlls.push(lse - row[w[j + 1] as usize] as f64);
         }
     }
@@ -33,11 +38,17 @@ fn mean_nll(model: &Model, ids: &[u32], ctx: usize) -> (f64, Vec<f64>) {
 
 #[test]
 fn greedy_continuation_matches_transformers() {
-    let Some((model, dir, _tmp)) = model("f32") else { return };
+    let Some((model, dir, _tmp)) = model("f32") else {
+        return;
+    };
     let r = read_reference(&dir.join("reference.safetensors"));
     let prompt = r["greedy_prompt"].ids();
     let tok = model.tokenizer().expect("embedded tokenizer");
-    assert_eq!(tok.encode("ROMEO:").unwrap(), prompt, "tokenizer disagrees with the reference encoding");
+    assert_eq!(
+        tok.encode("ROMEO:").unwrap(),
+        prompt,
+        "tokenizer disagrees with the reference encoding"
+    );
     let want = r["greedy_tokens"].ids();
     let want_logits = r["greedy_step_logits"].f32s();
     let v = model.vocab_size();
@@ -53,15 +64,23 @@ fn greedy_continuation_matches_transformers() {
     }
     assert_eq!(got, want);
     let (max, std) = max_abs_diff(&got_logits, &want_logits[..want.len() * v]);
-    eprintln!("shakespeare greedy step logits: max abs err {max:.3e}, std {std:.3}, ratio {:.3e}", max / std);
+    eprintln!(
+        "shakespeare greedy step logits: max abs err {max:.3e}, std {std:.3}, ratio {:.3e}",
+        max / std
+    );
     assert!(max / std <= 1e-4);
     let text = tok.decode(&[prompt.clone(), got].concat()).unwrap();
-    assert!(text.starts_with("ROMEO:\nI'll tell you how:\nI'll make a thousand thousand men;"), "{text}");
+    assert!(
+        text.starts_with("ROMEO:\nI'll tell you how:\nI'll make a thousand thousand men;"),
+        "{text}"
+    );
 }
 
 #[test]
 fn perplexity_matches_reference_protocol() {
-    let Some((model, dir, _tmp)) = model("f32") else { return };
+    let Some((model, dir, _tmp)) = model("f32") else {
+        return;
+    };
     let r = read_reference(&dir.join("reference.safetensors"));
     let ids = r["ppl_ids"].ids();
     // Our tokenizer must produce the reference ids from val.txt.
@@ -71,10 +90,17 @@ fn perplexity_matches_reference_protocol() {
     let (nll, per_token) = mean_nll(&model, &ids, 256);
     let ppl = nll.exp();
     let want = r["ppl"].data[0];
-    eprintln!("shakespeare F32 perplexity {ppl:.4} (reference {want:.4}, rel diff {:.2e})", (ppl - want).abs() / want);
+    eprintln!(
+        "shakespeare F32 perplexity {ppl:.4} (reference {want:.4}, rel diff {:.2e})",
+        (ppl - want).abs() / want
+    );
     assert!((ppl - want).abs() / want < 1e-3);
     let want_nll = &r["ppl_nll"].data;
-    let worst = per_token.iter().zip(want_nll).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let worst = per_token
+        .iter()
+        .zip(want_nll)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     eprintln!("per-token nll max abs diff {worst:.2e}");
     assert!(worst < 1e-3);
 }
