@@ -119,54 +119,74 @@ pub fn nll(logits: &[f32], target: u32) -> f64 {
     max + sum.ln() - logits[target as usize] as f64
 }
 
+/// What [`score_window`] needs from a session: the CPU [`Session`] and the
+/// [`GpuSession`] both provide it, so the protocol is written once.
+pub trait WindowScorer {
+    /// Rows of the logits.
+    fn vocab(&self) -> usize;
+    /// Back to a fresh zero state.
+    fn reset_state(&mut self) -> Result<()>;
+    /// Advances the state over `tokens` (logits not needed).
+    fn feed(&mut self, tokens: &[u32]) -> Result<()>;
+    /// Advances over `tokens` and returns the logits after each, `(L, vocab)`.
+    fn all_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>>;
+}
+
+impl WindowScorer for Session<'_> {
+    fn vocab(&self) -> usize {
+        self.model().vocab_size()
+    }
+    fn reset_state(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+    fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        self.prefill(tokens)?;
+        Ok(())
+    }
+    fn all_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        Ok(self.logits_all(tokens)?)
+    }
+}
+
+impl WindowScorer for GpuSession<'_> {
+    fn vocab(&self) -> usize {
+        self.model().vocab_size()
+    }
+    fn reset_state(&mut self) -> Result<()> {
+        Ok(self.reset()?)
+    }
+    fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        self.prefill(tokens)?;
+        Ok(())
+    }
+    fn all_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        Ok(self.logits_all(tokens)?)
+    }
+}
+
 /// Scores one window from a fresh state, calling `on_nll(pos, nll)` for every scored
 /// position in order. Logits are requested in chunks, so memory stays
 /// O(chunk × vocab) whatever `ctx` is.
 pub fn score_window(
-    session: &mut Session<'_>,
+    session: &mut impl WindowScorer,
     tokens: &[u32],
     first_scored: usize,
     mut on_nll: impl FnMut(usize, f64),
 ) -> Result<()> {
     const CHUNK: usize = mamba_runtime::session::PREFILL_CHUNK;
     assert!(first_scored >= 1 && first_scored < tokens.len());
-    let vocab = session.model().vocab_size();
-    session.reset();
+    let vocab = session.vocab();
+    session.reset_state()?;
     // The logits after position j-1 predict token j: logits are needed for positions
     // first_scored-1 ..= len-2; earlier tokens only advance the state.
     let from = first_scored - 1;
     if from > 0 {
-        session.prefill(&tokens[..from])?;
+        session.feed(&tokens[..from])?;
     }
     let mut pos = first_scored;
     for chunk in tokens[from..tokens.len() - 1].chunks(CHUNK) {
-        let logits = session.logits_all(chunk)?;
-        for row in logits.chunks_exact(vocab) {
-            on_nll(pos, nll(row, tokens[pos]));
-            pos += 1;
-        }
-    }
-    Ok(())
-}
-
-/// [`score_window`] on the GPU: the same protocol with [`GpuSession::logits_all`].
-pub fn score_window_gpu(
-    session: &mut GpuSession<'_>,
-    tokens: &[u32],
-    first_scored: usize,
-    mut on_nll: impl FnMut(usize, f64),
-) -> Result<()> {
-    const CHUNK: usize = mamba_runtime::session::PREFILL_CHUNK;
-    assert!(first_scored >= 1 && first_scored < tokens.len());
-    let vocab = session.model().vocab_size();
-    session.reset()?;
-    let from = first_scored - 1;
-    if from > 0 {
-        session.prefill(&tokens[..from])?;
-    }
-    let mut pos = first_scored;
-    for chunk in tokens[from..tokens.len() - 1].chunks(CHUNK) {
-        let logits = session.logits_all(chunk)?;
+        let logits = session.all_logits(chunk)?;
         for row in logits.chunks_exact(vocab) {
             on_nll(pos, nll(row, tokens[pos]));
             pos += 1;
@@ -192,7 +212,7 @@ impl Scorer<'_> {
     ) -> Result<()> {
         match self {
             Scorer::Cpu(s) => score_window(s, tokens, first_scored, on_nll),
-            Scorer::Gpu(s) => score_window_gpu(s, tokens, first_scored, on_nll),
+            Scorer::Gpu(s) => score_window(s, tokens, first_scored, on_nll),
         }
     }
 }
