@@ -7,6 +7,7 @@
 //!   layout, dequantized block by block inside the dot product — no f32 copy of a
 //!   weight matrix is ever made.
 //! - [`cpu`]: run-time CPU feature detection into a function table.
+//! - [`pool`]: the threads the CPU kernels split their work over.
 //! - [`gpu`]: the HIP kernels (AMD or NVIDIA) behind a safe wrapper; a stub
 //!   returning `GpuError::NotCompiled` unless built with the `gpu` feature.
 #![deny(missing_docs)]
@@ -15,6 +16,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod matmul;
 pub mod ops;
+pub mod pool;
 pub mod weights;
 
 pub use matmul::matmul;

@@ -9,6 +9,7 @@ use common::*;
 use mamba_format::QuantType;
 use mamba_kernels::cpu::{self, act, Kernels, GENERIC};
 use mamba_kernels::matmul::matmul_ref;
+use mamba_kernels::pool::{self, Pool};
 
 /// SIMD vs portable: `|Δ| <= SIMD_TOL · Σ|w·x|` (f32 summation order only).
 const SIMD_TOL: f64 = 2e-6;
@@ -186,14 +187,8 @@ fn a_tokens_result_does_not_depend_on_the_batch() {
 #[test]
 fn thread_count_does_not_change_results() {
     let mut rng = Rng::new(4);
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let three = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let one = Pool::new(1);
+    let three = Pool::new(3);
     let mut tables = simd_tables();
     tables.push(&GENERIC);
     for k in tables {
@@ -203,8 +198,8 @@ fn thread_count_does_not_change_results() {
             // 70 × 512 values: the activations are quantized in parallel too.
             for n in [1, 6, 70] {
                 let x = rng.normals(n * cols, 1.0);
-                let a = one.install(|| run(k, &m, &x, n));
-                let b = three.install(|| run(k, &m, &x, n));
+                let a = pool::install(&one, || run(k, &m, &x, n));
+                let b = pool::install(&three, || run(k, &m, &x, n));
                 assert_eq!(a, b, "{} {ty} n {n}", k.name);
             }
         }

@@ -39,6 +39,7 @@ pub use tokenizer::{StreamDecoder, Tokenizer};
 /// later calls are ignored). 0 means one per physical core.
 pub fn set_threads(n: usize) {
     let n = if n == 0 { physical_cores() } else { n };
+    mamba_kernels::pool::set_threads(n);
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global();

@@ -23,8 +23,8 @@ use mamba_kernels::ops::act::add_bias;
 use mamba_kernels::ops::conv1d::conv1d_silu;
 use mamba_kernels::ops::norm::rmsnorm;
 use mamba_kernels::ops::scan::{selective_scan, ScanInputs, ScanParams};
+use mamba_kernels::pool;
 use mamba_kernels::{matmul, WeightView};
-use rayon::prelude::*;
 use std::ops::Range;
 use std::path::Path;
 
@@ -502,8 +502,13 @@ fn dt_proj(
     matmul(w, gathered, t, dt);
 }
 
-/// Channels per scan task.
+/// Channels per scan task for long sequences (prefill): each task's `A` and state
+/// stay in L1 while it walks the tokens.
 const SCAN_CHANNELS_PER_TASK: usize = 32;
+/// Below this many tokens the scan reads `A` and the state once, like a weight
+/// matrix, so each thread gets long contiguous runs of channels (two tasks per
+/// thread) that the hardware prefetcher can stream.
+const SCAN_SHORT: usize = 16;
 
 fn scan_parallel(
     p: &ScanParams<'_>,
@@ -513,13 +518,16 @@ fn scan_parallel(
     len: usize,
 ) {
     let n = p.d_state;
-    h.par_chunks_mut(SCAN_CHANNELS_PER_TASK * n)
-        .zip(y_t.par_chunks_mut(SCAN_CHANNELS_PER_TASK * len))
-        .enumerate()
-        .for_each(|(i, (hc, yc))| {
-            let c0 = i * SCAN_CHANNELS_PER_TASK;
-            selective_scan(p, inp, c0, hc.len() / n, hc, yc);
-        });
+    let d_inner = p.d.len();
+    let per_task = if len < SCAN_SHORT {
+        d_inner.div_ceil(2 * pool::threads()).next_multiple_of(8)
+    } else {
+        SCAN_CHANNELS_PER_TASK
+    };
+    pool::for_each_chunk_pair(h, per_task * n, y_t, per_task * len, |i, hc, yc| {
+        let c0 = i * per_task;
+        selective_scan(p, inp, c0, hc.len() / n, hc, yc);
+    });
 }
 
 /// `(rows, cols)` → `(cols, rows)`.

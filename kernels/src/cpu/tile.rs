@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! quantize each token's activation row once (thread-local buffer, grown, never freed)
-//! split the weight rows into tasks (rayon), each a run of whole row tiles
+//! split the weight rows into tasks (crate::pool), each a run of whole row tiles
 //! per task:  for each block of TOKEN_BLOCK tokens          (activations stay in L2)
 //!              for each tile of rows_per_tile (≤ MR) rows   (weights stay in L1)
 //!                for each group of ≤ toks_per_tile (≤ NR) tokens: one tile kernel call
@@ -17,9 +17,9 @@
 
 use crate::cpu::act::{ActType, BlockQ8K, BlockQ8_1, QK8_1, QK_K};
 use crate::cpu::{MatmulKernels, TypeKernel};
+use crate::pool;
 use crate::weights::WeightView;
 use bytemuck::Pod;
-use rayon::prelude::*;
 use std::cell::Cell;
 use std::ops::Range;
 
@@ -45,8 +45,9 @@ pub type TileFn =
 /// Tokens whose activations one task keeps hot while walking its rows.
 const TOKEN_BLOCK: usize = 64;
 /// Below this many (weight bytes × tokens), the calling thread does the whole
-/// matmul: splitting costs more than it saves.
-const PAR_MIN_WORK: usize = 192 << 10;
+/// matmul: splitting costs more than it saves (a region costs about a
+/// microsecond; 32 KiB of weights take a few).
+const PAR_MIN_WORK: usize = 32 << 10;
 /// Tasks per thread, for load balance.
 const TASKS_PER_THREAD: usize = 4;
 
@@ -82,8 +83,8 @@ pub unsafe fn matmul_tiled(
     }
     let tk = mk.get(w.ty);
     let a_stride = tk.act.row_bytes(w.cols);
-    // Taken, not borrowed: a nested call on this thread (rayon work stealing) then
-    // finds an empty buffer and allocates its own instead of aliasing this one.
+    // Taken, not borrowed: a nested call on this thread (a matmul inside a task)
+    // then finds an empty buffer and allocates its own instead of aliasing this one.
     let mut buf = ACT_BUF.with(Cell::take);
     let acts: &[u8] = match tk.act {
         ActType::F32 => bytemuck::cast_slice(x),
@@ -122,10 +123,24 @@ fn for_each_token<B: Send>(
     nb: usize,
     f: impl Fn(&[f32], &mut [B]) + Sync,
 ) {
-    if x.len() >= PAR_MIN_QUANT_VALUES && rayon::current_num_threads() > 1 {
-        x.par_chunks_exact(cols)
-            .zip(blocks.par_chunks_exact_mut(nb))
-            .for_each(|(xr, br)| f(xr, br));
+    let n = x.len() / cols;
+    if x.len() >= PAR_MIN_QUANT_VALUES && pool::threads() > 1 {
+        let out = SharedMut(blocks.as_mut_ptr());
+        let per_task = n.div_ceil(pool::threads() * TASKS_PER_THREAD);
+        pool::run(n.div_ceil(per_task), &|t| {
+            let toks = t * per_task..n.min((t + 1) * per_task);
+            // SAFETY: tasks cover disjoint token ranges of `blocks` (n·nb blocks),
+            // which outlives the region.
+            let br = unsafe {
+                std::slice::from_raw_parts_mut(out.ptr().add(toks.start * nb), toks.len() * nb)
+            };
+            for (xr, br) in x[toks.start * cols..toks.end * cols]
+                .chunks_exact(cols)
+                .zip(br.chunks_exact_mut(nb))
+            {
+                f(xr, br);
+            }
+        });
     } else {
         x.chunks_exact(cols)
             .zip(blocks.chunks_exact_mut(nb))
@@ -160,7 +175,7 @@ unsafe fn run(
         tk.rows_per_tile
     };
     let row_tiles = w.rows.div_ceil(rm);
-    let threads = rayon::current_num_threads();
+    let threads = pool::threads();
     let work = w.data.len().saturating_mul(n);
     let tasks = if threads == 1 || work < PAR_MIN_WORK {
         1
@@ -175,11 +190,7 @@ unsafe fn run(
         // SAFETY: the caller guarantees the CPU features; tasks write disjoint rows.
         unsafe { rows_task(tk, w, acts, a_stride, n, rows, &out) }
     };
-    if tasks == 1 {
-        task(0);
-    } else {
-        (0..tasks).into_par_iter().for_each(task);
-    }
+    pool::run(tasks, &task);
 }
 
 /// Computes rows `rows` of every token.
@@ -225,6 +236,19 @@ unsafe fn rows_task(
                 }
             }
         }
+    }
+}
+
+/// A buffer shared by tasks that write disjoint parts of it.
+struct SharedMut<T>(*mut T);
+
+// SAFETY: tasks write disjoint parts, and the buffer outlives the region.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn ptr(&self) -> *mut T {
+        self.0
     }
 }
 

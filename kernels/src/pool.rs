@@ -1,0 +1,433 @@
+//! The kernels' thread pool: threads created once, woken for each parallel region
+//! by a generation counter they spin on, so a region costs about a microsecond
+//! instead of the tens of microseconds of a general work-stealing scheduler.
+//!
+//! Decoding one token runs about 150 parallel regions (a few per layer), each only
+//! tens of microseconds long, back to back; with rayon, a fifth of the decode time
+//! went to waking and parking threads. Here workers spin between regions
+//! ([`SPIN_ITERS`], a fraction of a millisecond) and only then sleep on a condition
+//! variable, so a busy decode loop never sleeps and an idle program costs nothing.
+//!
+//! ```text
+//! run(tasks, f):   caller publishes f, bumps the generation, wakes sleepers
+//!                  caller and workers claim task indices from one atomic counter
+//!                  each worker signals when it has stopped looking at f
+//!                  caller returns once every task ran and every worker signalled
+//! ```
+//!
+//! Tasks are claimed dynamically, so a slow or descheduled thread costs balance,
+//! never correctness: the split of work into tasks is the caller's, and never
+//! depends on how many threads ran them. A call made while the pool is busy (from
+//! another thread, or from inside a task) runs its tasks on the calling thread.
+
+use std::cell::{Cell, UnsafeCell};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+/// Spin iterations a worker waits for the next region before sleeping.
+const SPIN_ITERS: u32 = 1 << 16;
+
+/// A task body with its lifetime erased; valid while the publishing `run` waits.
+type Job = *const (dyn Fn(usize) + Sync);
+
+/// State shared between the caller of [`Pool::run`] and the workers.
+struct Shared {
+    /// Bumped once per region; workers run a region when they see it change.
+    generation: AtomicU64,
+    /// The current region's body (written only while every worker is idle).
+    job: UnsafeCell<Option<Job>>,
+    /// Tasks of the current region.
+    n_tasks: AtomicUsize,
+    /// Next unclaimed task index.
+    next: AtomicUsize,
+    /// Workers that have not yet finished with the current region.
+    pending: AtomicUsize,
+    /// A task panicked in the current region.
+    panicked: AtomicBool,
+    /// Workers asleep (or about to sleep) on `wake`.
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+    shutdown: AtomicBool,
+}
+
+// SAFETY: `job` is written only by the thread holding `Pool::busy` while no worker
+// reads it (every worker has finished the previous region: `pending` is 0), and read
+// by workers only between seeing a new generation (Acquire, after the write) and
+// decrementing `pending` (Release, before the next write).
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+/// A fixed set of worker threads that run parallel regions; see the module docs.
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    /// Held by the thread running a region.
+    busy: Mutex<()>,
+}
+
+impl Pool {
+    /// A pool that runs regions on `threads` threads: the caller and `threads - 1`
+    /// workers (none for 0 or 1).
+    pub fn new(threads: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            generation: AtomicU64::new(0),
+            job: UnsafeCell::new(None),
+            n_tasks: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+        });
+        let workers = (1..threads.max(1))
+            .map(|i| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("mamba-worker-{i}"))
+                    .spawn(move || worker(&s))
+                    .expect("spawning a kernel worker thread")
+            })
+            .collect();
+        Pool {
+            shared,
+            workers,
+            busy: Mutex::new(()),
+        }
+    }
+
+    /// Threads that run a region (the caller included).
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `f(i)` for every `i < tasks`, each exactly once, spread over the pool's
+    /// threads, and returns when all have run. If a task panics, the panic is
+    /// re-raised here after every thread has left the region.
+    pub fn run(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        if tasks <= 1 || self.workers.is_empty() {
+            return (0..tasks).for_each(f);
+        }
+        // Busy (another thread's region, or a task of ours calling back in): run here.
+        let Ok(_busy) = self.busy.try_lock() else {
+            return (0..tasks).for_each(f);
+        };
+        let s = &*self.shared;
+        // SAFETY: we hold `busy` and the previous region ended with `pending` at 0,
+        // so no worker reads `job` now (see `Shared`). The pointer's lifetime is
+        // erased; it stays valid because this function does not return before
+        // every worker has finished with it (`pending` back to 0 below).
+        unsafe {
+            let job: Job = std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f);
+            *s.job.get() = Some(job);
+        }
+        s.n_tasks.store(tasks, Ordering::Relaxed);
+        s.next.store(0, Ordering::Relaxed);
+        s.panicked.store(false, Ordering::Relaxed);
+        s.pending.store(self.workers.len(), Ordering::Relaxed);
+        s.generation.fetch_add(1, Ordering::SeqCst);
+        if s.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| claim_tasks(s, f)));
+        let mut spins = 0u32;
+        while s.pending.load(Ordering::Acquire) != 0 {
+            spins = spins.wrapping_add(1);
+            if spins % 1024 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        // SAFETY: every worker has finished with the region (`pending` is 0).
+        unsafe { *s.job.get() = None };
+        if let Err(p) = mine {
+            resume_unwind(p);
+        }
+        if s.panicked.load(Ordering::Relaxed) {
+            panic!("a kernel task panicked on a worker thread");
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let s = &*self.shared;
+        s.shutdown.store(true, Ordering::SeqCst);
+        s.generation.fetch_add(1, Ordering::SeqCst);
+        {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Claims and runs tasks of the current region until none is left.
+fn claim_tasks(s: &Shared, f: &(dyn Fn(usize) + Sync)) {
+    let n = s.n_tasks.load(Ordering::Relaxed);
+    loop {
+        let i = s.next.fetch_add(1, Ordering::Relaxed);
+        if i >= n {
+            return;
+        }
+        f(i);
+    }
+}
+
+fn worker(s: &Shared) {
+    let mut seen = 0u64;
+    loop {
+        // Wait for a new region: spin first, then sleep.
+        let mut spins = 0u32;
+        let generation = loop {
+            let g = s.generation.load(Ordering::Acquire);
+            if g != seen {
+                break g;
+            }
+            if spins < SPIN_ITERS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.sleepers.fetch_add(1, Ordering::SeqCst);
+            let mut guard = guard;
+            while s.generation.load(Ordering::SeqCst) == seen {
+                guard = s.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
+            s.sleepers.fetch_sub(1, Ordering::SeqCst);
+            drop(guard);
+            spins = 0;
+        };
+        seen = generation;
+        if s.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: the generation changed after the caller wrote `job` (Acquire
+        // above), and the caller keeps it valid until `pending` reaches 0, which
+        // happens only after this worker's decrement below.
+        let job = unsafe { *s.job.get() };
+        if let Some(job) = job {
+            // SAFETY: as above.
+            let f = unsafe { &*job };
+            if catch_unwind(AssertUnwindSafe(|| claim_tasks(s, f))).is_err() {
+                s.panicked.store(true, Ordering::Relaxed);
+            }
+        }
+        s.pending.fetch_sub(1, Ordering::Release);
+    }
+}
+
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+static GLOBAL: OnceLock<Pool> = OnceLock::new();
+
+thread_local! {
+    /// A pool installed for this thread by [`install`], overriding the global one.
+    static CURRENT: Cell<Option<*const Pool>> = const { Cell::new(None) };
+}
+
+/// Sets the global pool's thread count. Effective only before the pool's first
+/// use (the first parallel kernel call); returns whether it took effect. 0 means
+/// the machine's available parallelism.
+pub fn set_threads(threads: usize) -> bool {
+    if GLOBAL.get().is_some() {
+        return false;
+    }
+    THREADS.store(threads, Ordering::SeqCst);
+    true
+}
+
+/// The global pool, created on first use.
+pub fn global() -> &'static Pool {
+    GLOBAL.get_or_init(|| {
+        let n = match THREADS.load(Ordering::SeqCst) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Pool::new(n)
+    })
+}
+
+/// Runs `f` with `pool` as this thread's pool for the kernels (tests and
+/// benchmarks compare thread counts this way).
+pub fn install<R>(pool: &Pool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<*const Pool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.replace(Some(pool as *const Pool))));
+    f()
+}
+
+/// Runs `f(i)` for every `i < tasks` on this thread's pool (the installed one, or
+/// the global one); see [`Pool::run`].
+pub fn run(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+    match CURRENT.with(Cell::get) {
+        // SAFETY: `install` keeps the pool borrowed for as long as it is current.
+        Some(p) => unsafe { &*p }.run(tasks, f),
+        None => global().run(tasks, f),
+    }
+}
+
+/// Threads of this thread's pool.
+pub fn threads() -> usize {
+    match CURRENT.with(Cell::get) {
+        // SAFETY: as in `run`.
+        Some(p) => unsafe { &*p }.threads(),
+        None => global().threads(),
+    }
+}
+
+/// Runs `f(i, a_i, b_i)` on this thread's pool for the `i`-th chunks of `a` (of
+/// `a_chunk` elements) and of `b` (of `b_chunk`), as many as the shorter sequence
+/// of chunks (the last chunk of each may be shorter): rayon's
+/// `a.par_chunks_mut(..).zip(b.par_chunks_mut(..)).enumerate()`.
+pub fn for_each_chunk_pair<T: Send, U: Send>(
+    a: &mut [T],
+    a_chunk: usize,
+    b: &mut [U],
+    b_chunk: usize,
+    f: impl Fn(usize, &mut [T], &mut [U]) + Sync,
+) {
+    assert!(a_chunk > 0 && b_chunk > 0, "chunk sizes must be positive");
+    let tasks = a.len().div_ceil(a_chunk).min(b.len().div_ceil(b_chunk));
+    let (pa, la, pb, lb) = (Ptr(a.as_mut_ptr()), a.len(), Ptr(b.as_mut_ptr()), b.len());
+    run(tasks, &|i| {
+        let (a0, b0) = (i * a_chunk, i * b_chunk);
+        // SAFETY: task i alone touches chunk i of each slice (in bounds: i < tasks),
+        // and both slices stay mutably borrowed until the region ends.
+        let (ca, cb) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(pa.get().add(a0), a_chunk.min(la - a0)),
+                std::slice::from_raw_parts_mut(pb.get().add(b0), b_chunk.min(lb - b0)),
+            )
+        };
+        f(i, ca, cb)
+    });
+}
+
+/// A pointer handed to tasks that use disjoint parts of its buffer.
+struct Ptr<T>(*mut T);
+
+// SAFETY: only used for buffers whose disjoint parts go to different tasks, with
+// `T: Send` so the parts may be used on other threads.
+unsafe impl<T: Send> Sync for Ptr<T> {}
+
+impl<T> Ptr<T> {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn every_task_runs_once() {
+        for threads in [1, 2, 3, 5] {
+            let pool = Pool::new(threads);
+            for tasks in [0, 1, 2, 7, 64, 1000] {
+                let hits: Vec<AtomicU32> = (0..tasks).map(|_| AtomicU32::new(0)).collect();
+                pool.run(tasks, &|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+        }
+    }
+
+    #[test]
+    fn nested_and_concurrent_calls_run_inline() {
+        let pool = Pool::new(2);
+        let total = AtomicU32::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    for _ in 0..200 {
+                        pool.run(4, &|_| {
+                            pool.run(3, &|_| {
+                                total.fetch_add(1, Ordering::Relaxed);
+                            });
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 4 * 200 * 4 * 3);
+    }
+
+    #[test]
+    fn sleeping_workers_wake() {
+        let pool = Pool::new(3);
+        let n = AtomicU32::new(0);
+        pool.run(8, &|_| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        // Long enough for the workers to stop spinning and sleep.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        pool.run(8, &|_| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(n.load(Ordering::Relaxed), 16);
+    }
+
+    #[test]
+    fn worker_panic_reaches_the_caller() {
+        let pool = Pool::new(2);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(64, &|i| {
+                if i == 63 {
+                    panic!("task 63");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        // The pool still works afterwards.
+        let n = AtomicU32::new(0);
+        pool.run(10, &|_| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(n.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn chunk_pairs_cover_both_slices() {
+        let pool = Pool::new(3);
+        let mut a = vec![0u32; 103];
+        let mut b = vec![0u64; 40];
+        install(&pool, || {
+            for_each_chunk_pair(&mut a, 10, &mut b, 4, |i, ca, cb| {
+                ca.iter_mut().for_each(|v| *v = i as u32 + 1);
+                cb.iter_mut().for_each(|v| *v = i as u64 + 1);
+            })
+        });
+        // 11 chunks of a, 10 of b: the pairs are the first 10.
+        assert!(a[..100]
+            .iter()
+            .enumerate()
+            .all(|(k, &v)| v == k as u32 / 10 + 1));
+        assert!(a[100..].iter().all(|&v| v == 0));
+        assert!(b.iter().enumerate().all(|(k, &v)| v == k as u64 / 4 + 1));
+    }
+
+    #[test]
+    fn install_overrides_the_global_pool() {
+        let pool = Pool::new(3);
+        install(&pool, || assert_eq!(threads(), 3));
+        let one = Pool::new(1);
+        install(&one, || assert_eq!(threads(), 1));
+    }
+}
