@@ -28,6 +28,10 @@ use std::thread::JoinHandle;
 
 /// Spin iterations a worker waits for the next region before sleeping.
 const SPIN_ITERS: u32 = 1 << 16;
+/// Spin iterations between `yield_now` calls while waiting: when the machine has
+/// more runnable threads than cores, a pure spin would hold a core that the
+/// thread being waited for needs.
+const YIELD_EVERY: u32 = 256;
 
 /// A task body with its lifetime erased; valid while the publishing `run` waits.
 type Job = *const (dyn Fn(usize) + Sync);
@@ -138,7 +142,7 @@ impl Pool {
         let mut spins = 0u32;
         while s.pending.load(Ordering::Acquire) != 0 {
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 {
+            if spins % YIELD_EVERY == 0 {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -194,7 +198,11 @@ fn worker(s: &Shared) {
             }
             if spins < SPIN_ITERS {
                 spins += 1;
-                std::hint::spin_loop();
+                if spins % YIELD_EVERY == 0 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
                 continue;
             }
             let guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -313,6 +321,21 @@ pub fn for_each_chunk_pair<T: Send, U: Send>(
             )
         };
         f(i, ca, cb)
+    });
+}
+
+/// Runs `f(i, chunk_i)` on this thread's pool for the chunks of `a` of `chunk`
+/// elements (the last may be shorter): rayon's `a.par_chunks_mut(chunk).enumerate()`.
+pub fn for_each_chunk<T: Send>(a: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    assert!(chunk > 0, "chunk size must be positive");
+    let (p, len) = (Ptr(a.as_mut_ptr()), a.len());
+    run(len.div_ceil(chunk), &|i| {
+        let start = i * chunk;
+        // SAFETY: task i alone touches chunk i (in bounds: start < len), and `a`
+        // stays mutably borrowed until the region ends.
+        let c =
+            unsafe { std::slice::from_raw_parts_mut(p.get().add(start), chunk.min(len - start)) };
+        f(i, c)
     });
 }
 

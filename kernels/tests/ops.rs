@@ -144,6 +144,8 @@ fn simd_conv1d_matches_reference() {
         let mut worst = 0.0f32;
         for &(d_inner, kw, l) in &[
             (64, 4, 1),
+            (37, 4, 1),
+            (11, 3, 1),
             (64, 4, 33),
             (37, 4, 5),
             (13, 2, 3),

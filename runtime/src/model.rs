@@ -373,12 +373,12 @@ impl Model {
         for (li, l) in self.layers.iter().enumerate() {
             // ── x = RMSNorm(residual) ─────────────────────────────────────────
             let xn = grow(&mut s.xn, t_total * d);
-            rmsnorm(
-                &s.resid[..t_total * d],
-                self.f32s(&l.norm),
-                c.rms_norm_eps as f32,
-                xn,
-            );
+            let (resid, norm_w) = (&s.resid[..t_total * d], self.f32s(&l.norm));
+            let rows = rows_per_task(t_total);
+            pool::for_each_chunk(xn, rows * d, |i, xn| {
+                let r = &resid[i * rows * d..][..xn.len()];
+                rmsnorm(r, norm_w, c.rms_norm_eps as f32, xn);
+            });
             // ── in_proj → (x, z) ──────────────────────────────────────────────
             let x = grow(&mut s.x, t_total * di);
             matmul(&self.view_rows(&l.in_proj, 0..di), xn, t_total, x);
@@ -438,7 +438,15 @@ impl Model {
                 };
                 let y_t = grow(&mut s.y_t, di * len);
                 scan_parallel(&p, &inp, seg.state.ssm_mut(li), y_t, len);
-                transpose(y_t, di, len, &mut y[rows.start * di..rows.end * di]);
+                let y_t = &*y_t;
+                let per = rows_per_task(len);
+                pool::for_each_chunk(
+                    &mut y[rows.start * di..rows.end * di],
+                    per * di,
+                    |i, dst| {
+                        transpose(y_t, di, len, i * per, dst);
+                    },
+                );
                 off += len;
             }
             // ── out_proj; residual add in fp32 ────────────────────────────────
@@ -447,9 +455,12 @@ impl Model {
             if let Some(b) = &l.out_bias {
                 add_bias(out, self.f32s(b));
             }
-            for (rv, o) in s.resid[..t_total * d].iter_mut().zip(out.iter()) {
-                *rv += o;
-            }
+            let (out, rows) = (&*out, rows_per_task(t_total));
+            pool::for_each_chunk(&mut s.resid[..t_total * d], rows * d, |i, rv| {
+                for (rv, o) in rv.iter_mut().zip(&out[i * rows * d..]) {
+                    *rv += o;
+                }
+            });
         }
         for seg in segs.iter_mut() {
             seg.state.n_tokens += seg.tokens.len() as u64;
@@ -530,11 +541,23 @@ fn scan_parallel(
     });
 }
 
-/// `(rows, cols)` → `(cols, rows)`.
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    for i in 0..rows {
-        for j in 0..cols {
-            dst[j * rows + i] = src[i * cols + j];
+/// Rows (tokens) per task of the row-wise element work (norms, residual adds,
+/// the scan output's transposition): one task below 32 rows (decode), else about
+/// two tasks per thread.
+fn rows_per_task(rows: usize) -> usize {
+    if rows < 32 {
+        rows.max(1)
+    } else {
+        rows.div_ceil(2 * pool::threads())
+    }
+}
+
+/// Rows `j0 ..` of the transpose `(rows, cols)` → `(cols, rows)` of `src`, as many
+/// as `dst` holds (whole rows of `rows` values).
+fn transpose(src: &[f32], rows: usize, cols: usize, j0: usize, dst: &mut [f32]) {
+    for (j, dr) in dst.chunks_exact_mut(rows).enumerate() {
+        for (i, v) in dr.iter_mut().enumerate() {
+            *v = src[i * cols + j0 + j];
         }
     }
 }

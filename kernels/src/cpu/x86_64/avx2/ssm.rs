@@ -306,6 +306,49 @@ pub(super) fn conv1d_silu(
     }
 }
 
+/// One token (decode): the channel-major weights and state are read in place
+/// (gathering them into registers, as [`conv`] does for long runs, costs more
+/// than the work), the sums in scalar code in the reference order, then one
+/// vector SiLU pass over the row.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; [`conv`]'s shape checks hold with
+/// `L = 1`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn conv_step<const K: usize>(
+    x: &mut [f32],
+    state: &mut [f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) {
+    for (c, ((xc, st), wc)) in x
+        .iter_mut()
+        .zip(state.chunks_exact_mut(K - 1))
+        .zip(w.chunks_exact(K))
+        .enumerate()
+    {
+        let cur = *xc;
+        let mut acc = bias.map_or(0.0, |b| b[c]);
+        for j in 0..K - 1 {
+            acc += wc[j] * st[j];
+        }
+        acc += wc[K - 1] * cur;
+        st.copy_within(1.., 0);
+        st[K - 2] = cur;
+        *xc = acc;
+    }
+    let mut chunks = x.chunks_exact_mut(8);
+    for ch in &mut chunks {
+        _mm256_storeu_ps(ch.as_mut_ptr(), silu(_mm256_loadu_ps(ch.as_ptr())));
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let m = rest.len();
+        let y = lanes(silu(load_upto8(rest, 0, m)));
+        rest.copy_from_slice(&y[..m]);
+    }
+}
+
 /// ```text
 /// for 8 channels at a time:
 ///   w[j], hist[j] (the K−1 previous inputs) gathered into registers
@@ -331,6 +374,9 @@ unsafe fn conv<const K: usize>(
     );
     if let Some(b) = bias {
         assert_eq!(b.len(), d_inner, "conv1d: bias shape");
+    }
+    if l == 1 {
+        return conv_step::<K>(x, state, w, bias);
     }
     for cb in (0..d_inner).step_by(8) {
         let m = 8.min(d_inner - cb);
