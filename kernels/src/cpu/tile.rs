@@ -213,6 +213,20 @@ unsafe fn rows_task(
     };
     let rb = w.row_bytes();
     let mut o = [[0.0f32; NR]; MR];
+    if n == 1 {
+        // Decode: one token, the weights streamed once; nothing to block.
+        let toks = [&acts[..a_stride]; NR];
+        for r0 in rows.clone().step_by(rm) {
+            let valid_rows = rm.min(rows.end - r0);
+            let wr: [&[u8]; MR] =
+                std::array::from_fn(|i| &w.data[(r0 + i.min(valid_rows - 1)) * rb..][..rb]);
+            tile(&wr, &toks, 1, &mut o);
+            for (i, oi) in o.iter().enumerate().take(valid_rows) {
+                out.write(r0 + i, oi[0]);
+            }
+        }
+        return;
+    }
     for t0 in (0..n).step_by(TOKEN_BLOCK) {
         let t1 = n.min(t0 + TOKEN_BLOCK);
         // The token groups of this block, built once (they do not depend on the rows).
