@@ -237,3 +237,29 @@ fn simd_scan_prefill_equals_token_by_token() {
         }
     }
 }
+
+/// The channel-split, threaded conv1d gives the same bits as the one-call kernel.
+#[test]
+fn threaded_conv1d_equals_direct() {
+    use mamba_kernels::ops::conv1d::{conv1d_silu, conv1d_silu_threaded};
+    use mamba_kernels::pool::{self, Pool};
+    let mut rng = Rng::new(25);
+    let three = Pool::new(3);
+    let mut buf = Vec::new();
+    for &(d_inner, kw, l) in &[(150, 4, 40), (64, 4, 16), (200, 3, 33), (40, 4, 5)] {
+        let w = rng.normals(d_inner * kw, 0.5);
+        let bias = rng.normals(d_inner, 0.5);
+        let state = rng.normals(d_inner * (kw - 1), 1.0);
+        let x = rng.normals(l * d_inner, 1.0);
+        for b in [Some(&bias[..]), None] {
+            let (mut x1, mut s1) = (x.clone(), state.clone());
+            let (mut x2, mut s2) = (x.clone(), state.clone());
+            conv1d_silu(&mut x1, d_inner, &mut s1, &w, b);
+            pool::install(&three, || {
+                conv1d_silu_threaded(&mut x2, d_inner, &mut s2, &w, b, &mut buf)
+            });
+            assert_eq!(x1, x2, "d_inner {d_inner} K {kw} L {l}");
+            assert_eq!(s1, s2, "state, d_inner {d_inner} K {kw} L {l}");
+        }
+    }
+}

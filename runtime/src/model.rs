@@ -20,7 +20,7 @@ use crate::state::State;
 use mamba_format::arch::{KEY_BOS_ID, KEY_EOS_ID, KEY_TOKENIZER_JSON};
 use mamba_format::{MambaConfig, MbinFile, Metadata, ModelConfig, QuantType, TensorInfo};
 use mamba_kernels::ops::act::add_bias;
-use mamba_kernels::ops::conv1d::conv1d_silu;
+use mamba_kernels::ops::conv1d::conv1d_silu_threaded;
 use mamba_kernels::ops::norm::rmsnorm;
 use mamba_kernels::ops::scan::{selective_scan, ScanInputs, ScanParams};
 use mamba_kernels::pool;
@@ -94,17 +94,18 @@ pub struct Segment<'s> {
 /// and are never shrunk, so the per-token loop does not allocate.
 #[derive(Default)]
 pub struct Scratch {
-    resid: Vec<f32>, // (T, d_model)
-    xn: Vec<f32>,    // (T, d_model)
-    x: Vec<f32>,     // (T, d_inner)
-    z: Vec<f32>,     // (T, d_inner)
-    xdbl: Vec<f32>,  // (T, R + 2N)
-    dt: Vec<f32>,    // (T, d_inner)
-    y_t: Vec<f32>,   // (d_inner, L) of one segment
-    y: Vec<f32>,     // (T, d_inner)
-    out: Vec<f32>,   // (T, d_model)
-    fin: Vec<f32>,   // (rows wanted, d_model)
-    dt_in: Vec<f32>, // (T, R)
+    resid: Vec<f32>,    // (T, d_model)
+    xn: Vec<f32>,       // (T, d_model)
+    x: Vec<f32>,        // (T, d_inner)
+    z: Vec<f32>,        // (T, d_inner)
+    xdbl: Vec<f32>,     // (T, R + 2N)
+    dt: Vec<f32>,       // (T, d_inner)
+    y_t: Vec<f32>,      // (d_inner, L) of one segment
+    y: Vec<f32>,        // (T, d_inner)
+    out: Vec<f32>,      // (T, d_model)
+    fin: Vec<f32>,      // (rows wanted, d_model)
+    dt_in: Vec<f32>,    // (T, R)
+    conv_buf: Vec<f32>, // (T, d_inner) of one segment, channel-chunk major
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -393,12 +394,13 @@ impl Model {
             let mut off = 0;
             for seg in segs.iter_mut() {
                 let len = seg.tokens.len();
-                conv1d_silu(
+                conv1d_silu_threaded(
                     &mut x[off * di..(off + len) * di],
                     di,
                     seg.state.conv_mut(li),
                     self.f32s(&l.conv_w),
                     l.conv_b.as_ref().map(|b| self.f32s(b)),
+                    &mut s.conv_buf,
                 );
                 off += len;
             }
