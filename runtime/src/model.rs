@@ -381,10 +381,19 @@ impl Model {
                 rmsnorm(r, norm_w, c.rms_norm_eps as f32, xn);
             });
             // ── in_proj → (x, z) ──────────────────────────────────────────────
-            let x = grow(&mut s.x, t_total * di);
-            matmul(&self.view_rows(&l.in_proj, 0..di), xn, t_total, x);
-            let z = grow(&mut s.z, t_total * di);
-            matmul(&self.view_rows(&l.in_proj, di..2 * di), xn, t_total, z);
+            let (x, z): (&mut [f32], &mut [f32]) = if t_total == 1 {
+                // One token: one matmul (one parallel region), and the output row
+                // [x | z] splits in place.
+                let xz = grow(&mut s.x, 2 * di);
+                matmul(&self.view(&l.in_proj), xn, 1, xz);
+                xz.split_at_mut(di)
+            } else {
+                let x = grow(&mut s.x, t_total * di);
+                matmul(&self.view_rows(&l.in_proj, 0..di), xn, t_total, x);
+                let z = grow(&mut s.z, t_total * di);
+                matmul(&self.view_rows(&l.in_proj, di..2 * di), xn, t_total, z);
+                (x, z)
+            };
             if let Some(b) = &l.in_bias {
                 let b = self.f32s(b);
                 add_bias(x, &b[..di]);
