@@ -1,6 +1,7 @@
 //! AVX2 selective scan and causal conv1d + SiLU. Scalar references:
 //! [`selective_scan_ref`] and [`conv1d_silu_ref`]; same formulas, with the vector
-//! `exp` (1 ulp), softplus and SiLU (3 ulp) of [`super::math`] instead of libm's.
+//! softplus and SiLU (3 ulp) of [`super::math`] instead of libm's, and the scan's
+//! `exp(dt·A)` as `2^(dt·(A·log2 e))` (1 ulp, plus the rounding of `A·log2 e`).
 //! conv1d keeps the reference's association order. The scan fuses its
 //! multiply-adds (`h = fma(exp(dt·A), h, (dt·x)·B)`, `Σ h·C` by FMA) and forms
 //! `dt·x` once per channel and token instead of `(dt·B)·x` per state: fewer
@@ -9,7 +10,7 @@
 //! same operations on each value in the same order: bit-identical.
 
 use super::hsum_ps;
-use super::math::{exp_nonpos, silu, softplus};
+use super::math::{exp2_nonpos, silu, softplus};
 use crate::ops::conv1d::conv1d_silu_ref;
 use crate::ops::scan::{selective_scan_ref, ScanInputs, ScanParams};
 use std::arch::x86_64::*;
@@ -123,7 +124,7 @@ unsafe fn scan<const NV: usize>(
 /// ```text
 /// for t:                                   (B, C of token t loaded once)
 ///   for 8 channels at a time:  dt = softplus(dt_raw + bias), g = silu(z)   (vector)
-///     exp(dt·A) for the 8 channels × N states
+///     exp(dt·A) = 2^(dt·(A·log2 e)) for the 8 channels × N states
 ///     for each channel c:
 ///       for 8 states at a time:  h = fma(exp(dt·A), h, (dt·x)·B) ;  acc = fma(h, C, acc)
 ///       y[c, t] = (hsum(acc) + D·x) · g
@@ -145,6 +146,7 @@ unsafe fn scan_states<const NV: usize>(
     let d_inner = p.d.len();
     let l = inp.x.len() / d_inner;
     let a_all = p.a.as_ptr().add(c0 * n);
+    let log2e = _mm256_set1_ps(std::f32::consts::LOG2_E);
     for t in 0..l {
         // SAFETY: row t of B/C has n values at b_off and at c_off (checked by scan).
         let row = inp.bc.as_ptr().add(t * inp.bc_stride);
@@ -174,7 +176,8 @@ unsafe fn scan_states<const NV: usize>(
                 // SAFETY: channel cb + k < n_ch has n values of A (from c0).
                 let a = a_all.add((cb + k) * n);
                 for (v, dakv) in dak.iter_mut().enumerate() {
-                    *dakv = exp_nonpos(_mm256_mul_ps(dtv, _mm256_loadu_ps(a.add(8 * v))));
+                    let a2 = _mm256_mul_ps(_mm256_loadu_ps(a.add(8 * v)), log2e);
+                    *dakv = exp2_nonpos(_mm256_mul_ps(dtv, a2));
                 }
             }
             for k in 0..m {
@@ -203,9 +206,9 @@ unsafe fn scan_states<const NV: usize>(
 /// order for `Σ h·C`, so the results are bit-identical.
 ///
 /// ```text
-/// At[n], Ht[n] = A[c.., n], h[c.., n]                       (gathered)
+/// At[n], Ht[n] = A[c.., n]·log2 e, h[c.., n]               (gathered)
 /// for t:  dt, g, x for the 8 channels                       (vector)
-///         for n:  Ht[n] = fma(exp(dt·At[n]), Ht[n], (dt·x)·B[n]) ;  s[n % 8] = fma(Ht[n], C[n], s[n % 8])
+///         for n:  Ht[n] = fma(2^(dt·At[n]), Ht[n], (dt·x)·B[n]) ;  s[n % 8] = fma(Ht[n], C[n], s[n % 8])
 ///         y[c.., t] = (((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) + D·x) · g
 /// h[c.., n] = Ht[n]                                          (scattered)
 /// ```
@@ -229,12 +232,16 @@ unsafe fn scan_channels<const NV: usize>(
         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         _mm256_set1_epi32(n as i32),
     );
+    let log2e = _mm256_set1_ps(std::f32::consts::LOG2_E);
     let mut at = [[_mm256_setzero_ps(); 8]; NV];
     let mut ht = [[_mm256_setzero_ps(); 8]; NV];
     for v in 0..NV {
         for j in 0..8 {
             // SAFETY: channels c .. c + 8 have n values of A, and (from cb) of h.
-            at[v][j] = _mm256_i32gather_ps::<4>(p.a.as_ptr().add(c * n + 8 * v + j), stride);
+            at[v][j] = _mm256_mul_ps(
+                _mm256_i32gather_ps::<4>(p.a.as_ptr().add(c * n + 8 * v + j), stride),
+                log2e,
+            );
             ht[v][j] = _mm256_i32gather_ps::<4>(h_all.add(cb * n + 8 * v + j), stride);
         }
     }
@@ -258,7 +265,7 @@ unsafe fn scan_channels<const NV: usize>(
                 let st = 8 * v + j;
                 let bn = _mm256_broadcast_ss(&*row.add(inp.b_off + st));
                 let cn = _mm256_broadcast_ss(&*row.add(inp.c_off + st));
-                let da = exp_nonpos(_mm256_mul_ps(dt8, at[v][j]));
+                let da = exp2_nonpos(_mm256_mul_ps(dt8, at[v][j]));
                 let dbx = _mm256_mul_ps(dtx8, bn);
                 ht[v][j] = _mm256_fmadd_ps(da, ht[v][j], dbx);
                 s[j] = _mm256_fmadd_ps(ht[v][j], cn, s[j]);
