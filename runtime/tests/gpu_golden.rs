@@ -19,25 +19,12 @@ const REL_TOL: f32 = 1e-4;
 const FIXTURES: [&str; 3] = ["mamba-tiny-hf", "mamba-tiny-ssm", "mamba-tiny-sharded-bf16"];
 
 fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("MAMBA_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    if dir.join("fixtures").is_dir() {
-        return Some(dir);
-    }
-    let strict = ["CI", "MAMBA_REQUIRE_GPU"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|v| v == "true" || v == "1"));
+    let dir = mamba_testkit::shared_dir();
     assert!(
-        !strict,
-        "shared data not found at {} (set MAMBA_SHARED)",
-        dir.display()
+        dir.is_some() || !std::env::var("MAMBA_REQUIRE_GPU").is_ok_and(|v| v == "1"),
+        "shared data not found (set MAMBA_SHARED); required under MAMBA_REQUIRE_GPU=1"
     );
-    eprintln!(
-        "SKIPPED: shared data not found at {} (set MAMBA_SHARED)",
-        dir.display()
-    );
-    None
+    dir
 }
 
 /// Reference tensors as f64 (f32, f64 and i64 files).
@@ -45,29 +32,10 @@ struct Ref(HashMap<String, (Vec<usize>, Vec<f64>)>);
 
 impl Ref {
     fn read(path: &Path) -> Ref {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let st = safetensors::SafeTensors::deserialize(&bytes).expect("a valid reference file");
-        let mut out = HashMap::new();
-        for (name, view) in st.tensors() {
-            let raw = view.data();
-            let data: Vec<f64> = match view.dtype() {
-                safetensors::Dtype::F32 => raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                safetensors::Dtype::F64 => raw
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
-                safetensors::Dtype::I64 => raw
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                d => panic!("unexpected dtype {d:?} in {}", path.display()),
-            };
-            out.insert(name.to_string(), (view.shape().to_vec(), data));
-        }
-        Ref(out)
+        Ref(mamba_testkit::read_reference(path)
+            .into_iter()
+            .map(|(name, t)| (name, (t.shape, t.data)))
+            .collect())
     }
     fn shape(&self, k: &str) -> &[usize] {
         &self.0[k].0

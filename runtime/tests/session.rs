@@ -1,23 +1,8 @@
 //! Session, state and error behaviour on the tiny shared fixture.
 
 use mamba_runtime::{Batch, GenerateOptions, Model, RuntimeError, Sampler, SamplerParams, Session};
-use std::path::PathBuf;
 
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("MAMBA_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    if dir.join("fixtures").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "shared data missing at {} under CI=true",
-        dir.display()
-    );
-    eprintln!("SKIPPED: no shared data at {}", dir.display());
-    None
-}
+use mamba_testkit::shared_dir as shared;
 
 fn tiny(preset: &str) -> Option<(Model, tempfile::TempDir)> {
     let dir = shared()?.join("fixtures/mamba-tiny-hf");

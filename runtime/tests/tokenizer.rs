@@ -1,25 +1,10 @@
 //! Streaming detokenization across multi-byte UTF-8 characters split over tokens.
 
 use mamba_runtime::{StreamDecoder, Tokenizer};
-use std::path::PathBuf;
 
 fn tokenizer() -> Option<Tokenizer> {
-    let dir = std::env::var_os("MAMBA_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    let path = dir.join("tokenizers/gpt-neox-20b/tokenizer.json");
-    match std::fs::read(&path) {
-        Ok(json) => Some(Tokenizer::from_json(&json).unwrap()),
-        Err(_) => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "{} missing under CI=true",
-                path.display()
-            );
-            eprintln!("SKIPPED: {} not found", path.display());
-            None
-        }
-    }
+    let path = mamba_testkit::shared_path("tokenizers/gpt-neox-20b/tokenizer.json")?;
+    Some(Tokenizer::from_json(&std::fs::read(path).unwrap()).unwrap())
 }
 
 #[test]

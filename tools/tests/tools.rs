@@ -10,28 +10,7 @@ use std::sync::OnceLock;
 
 // ───────────────────────────── helpers ─────────────────────────────
 
-/// The shared data folder: `$MAMBA_SHARED`, else `<workspace>/../shared`. `None`
-/// (after a loud message) when absent, except under `CI=true`, where it panics.
-fn shared_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("MAMBA_SHARED") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    if dir.join("fixtures").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "shared data not found at {} (set MAMBA_SHARED); required under CI=true",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: shared data not found at {} (set MAMBA_SHARED)",
-        dir.display()
-    );
-    None
-}
+use mamba_testkit::shared_dir;
 
 /// Converts `src` (a checkpoint folder under shared/) to F32 once per test run.
 fn converted(src: &str, name: &str) -> Option<PathBuf> {
@@ -70,32 +49,12 @@ fn shakespeare() -> Option<&'static Path> {
         .as_deref()
 }
 
-/// Reads every tensor of a reference file as f64 (f32, f64 and i64 only).
+/// Every tensor of a reference file under shared/, as (shape, values).
 fn reference(rel: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
     let path = shared_dir().expect("shared dir").join(rel);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid reference file");
-    st.tensors()
+    mamba_testkit::read_reference(&path)
         .into_iter()
-        .map(|(name, v)| {
-            let raw = v.data();
-            let data: Vec<f64> = match v.dtype() {
-                safetensors::Dtype::F32 => raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                safetensors::Dtype::F64 => raw
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
-                safetensors::Dtype::I64 => raw
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                d => panic!("unexpected dtype {d:?}"),
-            };
-            (name, (v.shape().to_vec(), data))
-        })
+        .map(|(name, t)| (name, (t.shape, t.data)))
         .collect()
 }
 

@@ -14,29 +14,8 @@ use super::{TorchCheckpoint, TorchDtype, TorchError};
 // Fixture helpers
 // ---------------------------------------------------------------------------------------------
 
-/// `$MAMBA_SHARED` or `<workspace>/../shared`; `None` (with a note) when absent, unless `CI=true`.
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("MAMBA_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    if dir
-        .join("fixtures/mamba-tiny-ssm/pytorch_model.bin")
-        .is_file()
-    {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("shared fixtures not found at {}", dir.display());
-    }
-    eprintln!(
-        "skipping: shared fixtures not found at {} (set MAMBA_SHARED)",
-        dir.display()
-    );
-    None
-}
-
 fn fixture_bin() -> Option<PathBuf> {
-    shared_dir().map(|d| d.join("fixtures/mamba-tiny-ssm/pytorch_model.bin"))
+    mamba_testkit::shared_path("fixtures/mamba-tiny-ssm/pytorch_model.bin")
 }
 
 /// State-dict keys in mamba_ssm registration order, as the fixture README lists them.
@@ -245,7 +224,9 @@ fn fixture_names_and_order() {
 
 #[test]
 fn fixture_matches_safetensors_bit_exactly() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = mamba_testkit::shared_dir() else {
+        return;
+    };
     let ckpt =
         TorchCheckpoint::open(&shared.join("fixtures/mamba-tiny-ssm/pytorch_model.bin")).unwrap();
     let st_bytes = std::fs::read(shared.join("fixtures/mamba-tiny-hf/model.safetensors")).unwrap();

@@ -10,27 +10,7 @@ use mamba_format::{MbinFile, ModelConfig};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-/// The shared folder (`$MAMBA_SHARED`, else `<workspace>/../shared`), or `None` after
-/// a loud SKIP message when it is absent. Under `CI=true` its absence is a failure.
-pub fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("MAMBA_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    if dir.join("fixtures").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared fixtures not found at {} (set MAMBA_SHARED)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "\n*** SKIP: shared fixtures not found at {} (set MAMBA_SHARED); test not run ***\n",
-        dir.display()
-    );
-    None
-}
+pub use mamba_testkit::shared_dir as shared;
 
 /// `shared()/fixtures/<name>` or `shared()/models/<name>`.
 pub fn fixture(name: &str) -> Option<PathBuf> {
