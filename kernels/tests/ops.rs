@@ -137,6 +137,21 @@ fn simd_scan_is_independent_of_the_channel_split() {
     }
 }
 
+/// Random conv1d weights, bias, state and input: `(w, bias, state, x)`.
+fn conv_case(
+    rng: &mut Rng,
+    d_inner: usize,
+    kw: usize,
+    l: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    (
+        rng.normals(d_inner * kw, 0.5),
+        rng.normals(d_inner, 0.5),
+        rng.normals(d_inner * (kw - 1), 1.0),
+        rng.normals(l * d_inner, 1.0),
+    )
+}
+
 #[test]
 fn simd_conv1d_matches_reference() {
     let mut rng = Rng::new(22);
@@ -154,10 +169,7 @@ fn simd_conv1d_matches_reference() {
             (5, 9, 4),
             (16, 1, 3),
         ] {
-            let w = rng.normals(d_inner * kw, 0.5);
-            let bias = rng.normals(d_inner, 0.5);
-            let state = rng.normals(d_inner * (kw - 1), 1.0);
-            let x = rng.normals(l * d_inner, 1.0);
+            let (w, bias, state, x) = conv_case(&mut rng, d_inner, kw, l);
             for b in [Some(&bias[..]), None] {
                 let (mut x1, mut s1) = (x.clone(), state.clone());
                 let (mut x2, mut s2) = (x.clone(), state.clone());
@@ -247,10 +259,7 @@ fn threaded_conv1d_equals_direct() {
     let three = Pool::new(3);
     let mut buf = Vec::new();
     for &(d_inner, kw, l) in &[(150, 4, 40), (64, 4, 16), (200, 3, 33), (40, 4, 5)] {
-        let w = rng.normals(d_inner * kw, 0.5);
-        let bias = rng.normals(d_inner, 0.5);
-        let state = rng.normals(d_inner * (kw - 1), 1.0);
-        let x = rng.normals(l * d_inner, 1.0);
+        let (w, bias, state, x) = conv_case(&mut rng, d_inner, kw, l);
         for b in [Some(&bias[..]), None] {
             let (mut x1, mut s1) = (x.clone(), state.clone());
             let (mut x2, mut s2) = (x.clone(), state.clone());
