@@ -21,6 +21,7 @@
 //! forward pass streams from DRAM too, 24 layers being far larger than the cache).
 
 use mamba_format::QuantType;
+use mamba_kernels::pool::{self, Pool};
 use mamba_kernels::{cpu, matmul::matmul_ref, WeightView};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -65,10 +66,7 @@ fn cpu_time(reps: usize, mut f: impl FnMut()) -> f64 {
 
 /// `-- tune`: single-thread CPU-time GFLOP/s of every type at several token counts.
 fn tune() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let one = Pool::new(1);
     let (rows, cols) = (256, 768);
     let ns = [1usize, 2, 3, 4, 8, 64];
     print!("{:<6}", "type");
@@ -86,7 +84,9 @@ fn tune() {
                 .collect();
             let mut y = vec![0.0f32; n * rows];
             let reps = (4000 / n).max(150);
-            let s = pool.install(|| cpu_time(reps, || mamba_kernels::matmul(&w, &x, n, &mut y)));
+            let s = pool::install(&one, || {
+                cpu_time(reps, || mamba_kernels::matmul(&w, &x, n, &mut y))
+            });
             print!(" {:>8.1}", 2.0 * (rows * cols * n) as f64 / s / 1e9);
         }
         println!();
@@ -136,7 +136,7 @@ fn matrix(ty: QuantType, rows: usize, cols: usize) -> Vec<u8> {
 
 /// The selective scan and conv1d of one mamba-130m layer (d_inner 1536, N 16,
 /// K 4), one thread: the chosen kernels against the scalar references.
-fn ops(pool: &rayon::ThreadPool) {
+fn ops(one: &Pool) {
     use mamba_kernels::ops::scan::{ScanInputs, ScanParams};
     let (d_inner, n, r) = (1536usize, 16usize, 48usize);
     let k = cpu::kernels();
@@ -181,12 +181,12 @@ fn ops(pool: &rayon::ThreadPool) {
                 f(&p, &inp, 32 * c, hc.len() / n, hc, yc);
             }
         };
-        let fast = pool.install(|| {
+        let fast = pool::install(one, || {
             time(Duration::from_millis(300), || {
                 scan(k.selective_scan, &mut h, &mut y)
             })
         });
-        let slow = pool.install(|| {
+        let slow = pool::install(one, || {
             time(Duration::from_millis(300), || {
                 scan(cpu::SCALAR.selective_scan, &mut h, &mut y)
             })
@@ -220,10 +220,7 @@ fn main() {
         return tune();
     }
     if std::env::args().any(|a| a == "ops") {
-        return ops(&rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap());
+        return ops(&Pool::new(1));
     }
     let all = std::env::args().any(|a| a == "all-types");
     // Optional filters: `shape=lm_head`, `n=1`.
@@ -244,15 +241,7 @@ fn main() {
         bw[0], bw[1]
     );
 
-    let pools: Vec<_> = [1, 2]
-        .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools: Vec<_> = [1, 2].iter().map(|&t| Pool::new(t)).collect();
     let types: Vec<QuantType> = if all {
         QuantType::ALL.to_vec()
     } else {
@@ -291,7 +280,7 @@ fn main() {
                     .collect();
                 let mut y = vec![0.0f32; n * rows];
                 for (ti, pool) in pools.iter().enumerate() {
-                    let secs = pool.install(|| {
+                    let secs = pool::install(pool, || {
                         time(Duration::from_millis(400), || {
                             mamba_kernels::matmul(&w, &x, n, &mut y)
                         })
@@ -319,13 +308,14 @@ fn main() {
     let w = WeightView::new(ty, 3072, 768, &data).unwrap();
     let x = vec![0.5f32; 768];
     let mut y = vec![0.0f32; 3072];
-    let fast = pools[1].install(|| {
+    let fast = pool::install(&pools[1], || {
         time(Duration::from_millis(300), || {
             mamba_kernels::matmul(&w, &x, 1, &mut y)
         })
     });
-    let slow =
-        pools[1].install(|| time(Duration::from_millis(300), || matmul_ref(&w, &x, 1, &mut y)));
+    let slow = pool::install(&pools[1], || {
+        time(Duration::from_millis(300), || matmul_ref(&w, &x, 1, &mut y))
+    });
     println!(
         "\nin_proj q8_0 n=1, 2 threads: {} {:.3} ms vs matmul_ref {:.3} ms ({:.1}×)",
         k.name,

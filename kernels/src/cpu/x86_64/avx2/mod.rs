@@ -51,15 +51,26 @@ const fn row(
 }
 
 /// Tile shapes, rows × tokens (`_RM`, `_RN`), and rows for a single token (`_DM`),
-/// of the float, 32-block and K-quant kernels; measured best on Zen 3 with
-/// `cargo bench --bench matmul -- tune` (as many accumulators as the 16 YMM
-/// registers hold beside the operands).
+/// of the float, 32-block (`Q_`: Q4_0..Q5_1, `Q8_`: Q8_0) and K-quant kernels;
+/// measured best on Zen 3 with `cargo bench --bench matmul -- tune` (as many
+/// accumulators as the 16 YMM registers hold beside the operands).
+///
+/// The 32-block kernels put 4 rows in each register (8 bytes of each), so their
+/// row count is fixed and one accumulator serves the 4 outputs of a token.
+/// Measured with one pool thread (256×768, fastest call, on a machine shared with
+/// other work, GFLOP/s at n = 8 / 64): Q8_0 with 4, 6, 8 tokens 83/83, 79/84,
+/// 85/86 (previous form, one row per register, 4 × 4 with spills: 70 at n = 64);
+/// Q4_0 102/103, 97/104, 106/107 and Q5_1 77/77, 72/79, 92/93 (previous, two
+/// rows per register, 4 × 4: 82 and 64 at n = 64).
 const F_RM: usize = 3;
 const F_RN: usize = 4;
 const F_DM: usize = 4;
-const Q_RM: usize = 4;
-const Q_RN: usize = 4;
-const Q_DM: usize = 4;
+const Q_RM: usize = q4::ROWS;
+const Q_RN: usize = 8;
+const Q_DM: usize = q4::ROWS;
+const Q8_RM: usize = q8_0::ROWS;
+const Q8_RN: usize = 8;
+const Q8_DM: usize = q8_0::ROWS;
 const K_RM: usize = 1;
 const K_RN: usize = 8;
 const K_DM: usize = 4;
@@ -83,32 +94,32 @@ static MATMUL: MatmulKernels = MatmulKernels {
         row(
             QuantType::Q4_0,
             (Q_RM, Q_RN),
-            q4::tile::<q4::Q4_0, Q_RM, Q_RN>,
-            (Q_DM, q4::tile::<q4::Q4_0, Q_DM, 1>),
+            q4::tile::<q4::Q4_0, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q4_0, 1>),
         ),
         row(
             QuantType::Q4_1,
             (Q_RM, Q_RN),
-            q4::tile::<q4::Q4_1, Q_RM, Q_RN>,
-            (Q_DM, q4::tile::<q4::Q4_1, Q_DM, 1>),
+            q4::tile::<q4::Q4_1, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q4_1, 1>),
         ),
         row(
             QuantType::Q5_0,
             (Q_RM, Q_RN),
-            q4::tile::<q4::Q5_0, Q_RM, Q_RN>,
-            (Q_DM, q4::tile::<q4::Q5_0, Q_DM, 1>),
+            q4::tile::<q4::Q5_0, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q5_0, 1>),
         ),
         row(
             QuantType::Q5_1,
             (Q_RM, Q_RN),
-            q4::tile::<q4::Q5_1, Q_RM, Q_RN>,
-            (Q_DM, q4::tile::<q4::Q5_1, Q_DM, 1>),
+            q4::tile::<q4::Q5_1, Q_RN>,
+            (Q_DM, q4::tile::<q4::Q5_1, 1>),
         ),
         row(
             QuantType::Q8_0,
-            (Q_RM, Q_RN),
-            q8_0::tile::<Q_RM, Q_RN>,
-            (Q_DM, q8_0::tile::<Q_DM, 1>),
+            (Q8_RM, Q8_RN),
+            q8_0::tile::<Q8_RN>,
+            (Q8_DM, q8_0::tile::<1>),
         ),
         row(
             QuantType::Q4_K,
@@ -214,24 +225,4 @@ pub(super) unsafe fn f16x4(p: [*const u8; 4], off: usize) -> __m128 {
     };
     let bits = h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48;
     _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
-}
-
-/// Spreads the 32 bits of the little-endian `u32` at `p` to 32 bytes: `0xFF` where
-/// the bit is set, `0` elsewhere (byte `j` ↔ bit `j`).
-///
-/// # Safety
-/// `p` is valid for reading 4 bytes; the CPU must support AVX2.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
-    let x32 = u32::from_le_bytes(std::ptr::read_unaligned(p as *const [u8; 4]));
-    let shuf = _mm256_set_epi64x(
-        0x0303030303030303,
-        0x0202020202020202,
-        0x0101010101010101,
-        0,
-    );
-    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
-    let bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
-    _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1))
 }
