@@ -199,18 +199,27 @@ unsafe fn scan_states<const NV: usize>(
     }
 }
 
+/// Tokens per block of [`scan_channels`]: its per-token buffers (8 of them, 8
+/// lanes each) stay in L1.
+const CHANNEL_BLOCK_L: usize = 64;
+
 /// Channels `cb .. cb + 8` (of the task starting at `c0`) over all tokens, 8
-/// channels per register: `A` and `h` are transposed to `(N, 8)` once, and each
-/// token costs N independent vector `exp`s, no horizontal sums. The per-value
+/// channels per register: `A` and `h` are transposed to `(N, 8)` once; then, per
+/// block of tokens, each state runs through the block in a tight loop (its `A`
+/// and `h` and the `exp2` constants in registers, nothing spilled), adding its
+/// `h·C` into the per-token partial sums of its lane group. The per-value
 /// operations and their order are those of [`scan_states`], including its lane
 /// order for `Σ h·C`, so the results are bit-identical.
 ///
 /// ```text
-/// At[n], Ht[n] = A[c.., n]·log2 e, h[c.., n]               (gathered)
-/// for t:  dt, g, x for the 8 channels                       (vector)
-///         for n:  Ht[n] = fma(2^(dt·At[n]), Ht[n], (dt·x)·B[n]) ;  s[n % 8] = fma(Ht[n], C[n], s[n % 8])
-///         y[c.., t] = (((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) + D·x) · g
-/// h[c.., n] = Ht[n]                                          (scattered)
+/// At[n], Ht[n] = A[c.., n]·log2 e, h[c.., n]                     (gathered)
+/// for each block of ≤ 64 tokens:
+///   per t:  dt[t], dt·x[t] for the 8 channels                     (vector)
+///   for n = 8v + j:                          (v outer, so each s_j sums over v in order)
+///     for t:  Ht[n] = fma(2^(dt[t]·At[n]), Ht[n], (dt·x)[t]·B[t, n])
+///             s_j[t] = fma(Ht[n], C[t, n], s_j[t])           (s_j[t] = 0 before v = 0)
+///   per t:  y[c.., t] = (((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) + D·x) · silu(z)
+/// h[c.., n] = Ht[n]                                                (scattered)
 /// ```
 ///
 /// # Safety
@@ -248,40 +257,61 @@ unsafe fn scan_channels<const NV: usize>(
     // SAFETY: c + 8 <= d_inner.
     let d8 = _mm256_loadu_ps(p.d.as_ptr().add(c));
     let bias8 = _mm256_loadu_ps(p.dt_bias.as_ptr().add(c));
-    for t in 0..l {
-        let at_t = t * d_inner + c;
-        // SAFETY: at_t + 8 <= l·d_inner for the three inputs (checked by scan).
-        let dt8 = softplus(_mm256_add_ps(
-            _mm256_loadu_ps(inp.dt.as_ptr().add(at_t)),
-            bias8,
-        ));
-        let g8 = silu(_mm256_loadu_ps(inp.z.as_ptr().add(at_t)));
-        let x8 = _mm256_loadu_ps(inp.x.as_ptr().add(at_t));
-        let dtx8 = _mm256_mul_ps(dt8, x8);
-        let row = inp.bc.as_ptr().add(t * inp.bc_stride);
-        let mut s = [_mm256_setzero_ps(); 8];
+    let mut dts = [_mm256_setzero_ps(); CHANNEL_BLOCK_L];
+    let mut dtxs = [_mm256_setzero_ps(); CHANNEL_BLOCK_L];
+    let mut sums = [[_mm256_setzero_ps(); CHANNEL_BLOCK_L]; 8];
+    for t0 in (0..l).step_by(CHANNEL_BLOCK_L) {
+        let m = CHANNEL_BLOCK_L.min(l - t0);
+        for (k, (dt, dtx)) in dts.iter_mut().zip(&mut dtxs).take(m).enumerate() {
+            // SAFETY: (t0 + k)·d_inner + c + 8 <= l·d_inner (checked by scan).
+            let at_t = (t0 + k) * d_inner + c;
+            *dt = softplus(_mm256_add_ps(
+                _mm256_loadu_ps(inp.dt.as_ptr().add(at_t)),
+                bias8,
+            ));
+            *dtx = _mm256_mul_ps(*dt, _mm256_loadu_ps(inp.x.as_ptr().add(at_t)));
+        }
         for v in 0..NV {
-            for j in 0..8 {
+            for (j, sj) in sums.iter_mut().enumerate() {
                 let st = 8 * v + j;
-                let bn = _mm256_broadcast_ss(&*row.add(inp.b_off + st));
-                let cn = _mm256_broadcast_ss(&*row.add(inp.c_off + st));
-                let da = exp2_nonpos(_mm256_mul_ps(dt8, at[v][j]));
-                let dbx = _mm256_mul_ps(dtx8, bn);
-                ht[v][j] = _mm256_fmadd_ps(da, ht[v][j], dbx);
-                s[j] = _mm256_fmadd_ps(ht[v][j], cn, s[j]);
+                let a = at[v][j];
+                let mut h = ht[v][j];
+                // SAFETY: rows t0 .. t0 + m of B/C have n values at b_off and c_off.
+                let mut row = inp.bc.as_ptr().add(t0 * inp.bc_stride);
+                for k in 0..m {
+                    let bn = _mm256_broadcast_ss(&*row.add(inp.b_off + st));
+                    let cn = _mm256_broadcast_ss(&*row.add(inp.c_off + st));
+                    let da = exp2_nonpos(_mm256_mul_ps(dts[k], a));
+                    h = _mm256_fmadd_ps(da, h, _mm256_mul_ps(dtxs[k], bn));
+                    sj[k] = if v == 0 {
+                        _mm256_mul_ps(h, cn)
+                    } else {
+                        _mm256_fmadd_ps(h, cn, sj[k])
+                    };
+                    row = row.add(inp.bc_stride);
+                }
+                ht[v][j] = h;
             }
         }
-        let u = [
-            _mm256_add_ps(s[0], s[4]),
-            _mm256_add_ps(s[1], s[5]),
-            _mm256_add_ps(s[2], s[6]),
-            _mm256_add_ps(s[3], s[7]),
-        ];
-        let sum = _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3]));
-        let y = lanes(_mm256_mul_ps(_mm256_add_ps(sum, _mm256_mul_ps(d8, x8)), g8));
-        for (k, &yk) in y.iter().enumerate() {
-            // SAFETY: channel cb + k < n_ch has l outputs.
-            *y_t.add((cb + k) * l + t) = yk;
+        for k in 0..m {
+            let t = t0 + k;
+            let at_t = t * d_inner + c;
+            let s = |j: usize| sums[j][k];
+            let u = [
+                _mm256_add_ps(s(0), s(4)),
+                _mm256_add_ps(s(1), s(5)),
+                _mm256_add_ps(s(2), s(6)),
+                _mm256_add_ps(s(3), s(7)),
+            ];
+            let sum = _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3]));
+            // SAFETY: as above.
+            let x8 = _mm256_loadu_ps(inp.x.as_ptr().add(at_t));
+            let g8 = silu(_mm256_loadu_ps(inp.z.as_ptr().add(at_t)));
+            let y = lanes(_mm256_mul_ps(_mm256_add_ps(sum, _mm256_mul_ps(d8, x8)), g8));
+            for (ch, &yk) in y.iter().enumerate() {
+                // SAFETY: channel cb + ch < n_ch has l outputs.
+                *y_t.add((cb + ch) * l + t) = yk;
+            }
         }
     }
     for (v, htv) in ht.iter().enumerate() {
