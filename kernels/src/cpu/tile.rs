@@ -229,23 +229,19 @@ unsafe fn rows_task(
     }
     for t0 in (0..n).step_by(TOKEN_BLOCK) {
         let t1 = n.min(t0 + TOKEN_BLOCK);
-        // The token groups of this block, built once (they do not depend on the rows).
-        let mut groups = [[&acts[..0]; NR]; TOKEN_BLOCK];
-        for (g, tt) in (t0..t1).step_by(rn_max).enumerate() {
-            let rn = rn_max.min(t1 - tt);
-            groups[g] =
-                std::array::from_fn(|j| &acts[(tt + j.min(rn - 1)) * a_stride..][..a_stride]);
-        }
         for r0 in rows.clone().step_by(rm) {
             let valid_rows = rm.min(rows.end - r0);
             let wr: [&[u8]; MR] =
                 std::array::from_fn(|i| &w.data[(r0 + i.min(valid_rows - 1)) * rb..][..rb]);
-            for (g, tt) in (t0..t1).step_by(rn_max).enumerate() {
+            for tt in (t0..t1).step_by(rn_max) {
                 let rn = rn_max.min(t1 - tt);
-                tile(&wr, &groups[g], rn, &mut o);
-                for (i, oi) in o.iter().enumerate().take(valid_rows) {
-                    for (j, &v) in oi.iter().enumerate().take(rn) {
-                        out.write((tt + j) * w.rows + r0 + i, v);
+                let toks: [&[u8]; NR] =
+                    std::array::from_fn(|j| &acts[(tt + j.min(rn - 1)) * a_stride..][..a_stride]);
+                tile(&wr, &toks, rn, &mut o);
+                for j in 0..rn {
+                    let dst = out.slice((tt + j) * w.rows + r0, valid_rows);
+                    for (d, oi) in dst.iter_mut().zip(&o) {
+                        *d = oi[j];
                     }
                 }
             }
@@ -275,6 +271,18 @@ unsafe impl Sync for Out {}
 unsafe impl Send for Out {}
 
 impl Out {
+    /// Elements `start .. start + len`.
+    ///
+    /// # Safety
+    /// No other thread accesses them while the slice lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.1, "output range out of bounds");
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+
     /// # Safety
     /// No other thread accesses element `i` concurrently.
     #[inline]
