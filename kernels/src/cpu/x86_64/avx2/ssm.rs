@@ -224,6 +224,8 @@ const CHANNEL_BLOCK_L: usize = 64;
 ///
 /// # Safety
 /// As [`scan_states`]; `cb + 8 <= n_ch`.
+// The final pass reads token k of all 8 partial-sum buffers: an index reads best.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn scan_channels<const NV: usize>(
     p: &ScanParams<'_>,
