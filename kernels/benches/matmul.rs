@@ -9,6 +9,7 @@
 //! cargo bench -p mamba-kernels --bench matmul -- shape=lm_head type=q8_0 n=1
 //! cargo bench -p mamba-kernels --bench matmul -- tune         # 1 thread, L2-resident, n = 1..64
 //! cargo bench -p mamba-kernels --bench matmul -- ops          # scan and conv1d only
+//! cargo bench -p mamba-kernels --bench matmul -- layers       # decode's matmuls over 24 layers
 //! ```
 //!
 //! `tune` reports the fastest of many short calls, which stays meaningful on a
@@ -215,9 +216,56 @@ fn ops(one: &Pool) {
     }
 }
 
+/// `-- layers`: decode's access pattern without the rest of the model: one token
+/// through the in_proj and out_proj of 24 layers (two matmuls per layer, about 91
+/// MB at q8_0, far beyond the last-level cache), on the kernel pool with 1 and 2
+/// threads. Its GB/s is the ceiling the matmuls set for end-to-end decode.
+fn layers() {
+    let k = cpu::kernels();
+    let bw = [memory_bandwidth(1), memory_bandwidth(2)];
+    println!(
+        "kernels: {}; memory read bandwidth: 1 thread {:.1} GB/s, 2 threads {:.1} GB/s",
+        k.name, bw[0], bw[1]
+    );
+    for ty in [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K] {
+        let mats: Vec<(usize, usize, Vec<u8>)> = (0..24)
+            .flat_map(|_| [(3072, 768), (768, 1536)])
+            .map(|(r, c)| (r, c, matrix(ty, r, c)))
+            .collect();
+        let bytes: usize = mats.iter().map(|m| m.2.len()).sum();
+        let x: Vec<f32> = (0..1536)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let mut y = vec![0.0f32; 3072];
+        for threads in [1, 2] {
+            let pool = Pool::new(threads);
+            let secs = pool::install(&pool, || {
+                time(Duration::from_millis(1500), || {
+                    for (rows, cols, data) in &mats {
+                        let w = WeightView::new(ty, *rows, *cols, data).unwrap();
+                        mamba_kernels::matmul(&w, &x[..*cols], 1, &mut y[..*rows]);
+                    }
+                })
+            });
+            let gbs = bytes as f64 / secs / 1e9;
+            println!(
+                "{:<5} {threads} thread(s): {:.1} MB in {:.2} ms: {:.1} GB/s ({:.0}% of bandwidth)",
+                ty.name(),
+                bytes as f64 / 1e6,
+                secs * 1e3,
+                gbs,
+                100.0 * gbs / bw[threads - 1]
+            );
+        }
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "tune") {
         return tune();
+    }
+    if std::env::args().any(|a| a == "layers") {
+        return layers();
     }
     if std::env::args().any(|a| a == "ops") {
         return ops(&Pool::new(1));
