@@ -36,7 +36,9 @@ pub use state::State;
 pub use tokenizer::{StreamDecoder, Tokenizer};
 
 /// Sets the number of CPU threads used by the kernels (call once, before any work;
-/// later calls are ignored). 0 means one per physical core.
+/// later calls are ignored). 0 means one per physical core. It sizes the kernels'
+/// own pool ([`mamba_kernels::pool`], which runs the forward pass) and rayon's
+/// global pool (the scalar reference path under `MAMBA_FORCE_SCALAR`).
 pub fn set_threads(n: usize) {
     let n = if n == 0 { physical_cores() } else { n };
     mamba_kernels::pool::set_threads(n);
