@@ -27,6 +27,7 @@ use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
 
 mod pickle;
+mod pickle_error;
 #[cfg(test)]
 mod tests;
 
