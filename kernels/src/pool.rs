@@ -32,6 +32,21 @@ const SPIN_ITERS: u32 = 1 << 16;
 /// more runnable threads than cores, a pure spin would hold a core that the
 /// thread being waited for needs.
 const YIELD_EVERY: u32 = 256;
+/// Spin iterations before the first `yield_now` (a few microseconds): the gaps
+/// between the regions of one decoded token are shorter, and a thread inside a
+/// `sched_yield` call when work arrives starts that much later.
+const PURE_SPIN: u32 = 4096;
+
+/// One step of a wait that has lasted `spins` iterations: a pause, or from
+/// [`PURE_SPIN`] on, a `yield_now` every [`YIELD_EVERY`] iterations.
+#[inline]
+fn wait_step(spins: u32) {
+    if spins >= PURE_SPIN && spins.is_multiple_of(YIELD_EVERY) {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
 
 /// A task body with its lifetime erased; valid while the publishing `run` waits.
 type Job = *const (dyn Fn(usize) + Sync);
@@ -142,11 +157,7 @@ impl Pool {
         let mut spins = 0u32;
         while s.pending.load(Ordering::Acquire) != 0 {
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(YIELD_EVERY) {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+            wait_step(spins);
         }
         // SAFETY: every worker has finished with the region (`pending` is 0).
         unsafe { *s.job.get() = None };
@@ -198,11 +209,7 @@ fn worker(s: &Shared) {
             }
             if spins < SPIN_ITERS {
                 spins += 1;
-                if spins.is_multiple_of(YIELD_EVERY) {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
+                wait_step(spins);
                 continue;
             }
             let guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
