@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod generate;
 pub mod gpu;
 pub mod loader;
 pub mod model;
@@ -28,6 +29,7 @@ pub mod state;
 pub mod tokenizer;
 
 pub use error::{Result, RuntimeError};
+pub use generate::{generate, Sequence};
 pub use gpu::Device;
 pub use model::{LogitsWanted, Model, Scratch, Segment};
 pub use sampler::{Sampler, SamplerParams};

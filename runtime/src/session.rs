@@ -1,10 +1,10 @@
 //! Sessions (one sequence) and batches (several), over a shared [`Model`].
 
 use crate::error::{Result, RuntimeError};
+use crate::generate::Sequence;
 use crate::model::{LogitsWanted, Model, Scratch, Segment};
 use crate::sampler::Sampler;
 use crate::state::State;
-use crate::tokenizer::StreamDecoder;
 
 /// Most tokens of one sequence processed in one forward call during prefill:
 /// bounds the activation buffers (prefill of any length uses O(chunk) memory).
@@ -147,66 +147,39 @@ impl<'m> Session<'m> {
     }
 
     /// Generates after `prompt` (which may be empty if tokens were already fed),
-    /// calling `on_token(id, text_piece)` for each new token; `text_piece` is the
-    /// newly completed UTF-8 text when the model has a tokenizer (may be empty while
-    /// a multi-byte character is incomplete), else empty. Return `false` from the
-    /// callback to stop.
+    /// calling `on_token(id, text_piece)` for each new token; see
+    /// [`crate::generate::generate`], which this runs.
     pub fn generate(
         &mut self,
         prompt: &[u32],
         sampler: &mut Sampler,
         opts: &GenerateOptions,
-        mut on_token: impl FnMut(u32, &str) -> bool,
+        on_token: impl FnMut(u32, &str) -> bool,
     ) -> Result<Generation> {
-        let t0 = std::time::Instant::now();
-        if !prompt.is_empty() {
-            self.prefill(prompt)?;
-        } else if self.logits.is_empty() {
-            return Err(RuntimeError::EmptyPrompt);
-        }
-        let mut gen = Generation {
-            prompt_tokens: prompt.len(),
-            prompt_seconds: t0.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
-        let t1 = std::time::Instant::now();
-        let eos = if opts.ignore_eos {
-            None
-        } else {
-            self.model.eos_id()
-        };
-        let mut decoder =
-            StreamDecoder::with_prompt(&self.history[self.history.len().saturating_sub(8)..]);
-        let tok = self.model.tokenizer();
-        for i in 0..opts.max_tokens {
-            let next = sampler.sample(&self.logits, &self.history);
-            if Some(next) == eos {
-                gen.hit_eos = true;
-                break;
-            }
-            gen.tokens.push(next);
-            let piece = match tok {
-                Some(t) => decoder.push(t, next)?,
-                None => String::new(),
-            };
-            if !on_token(next, &piece) {
-                break;
-            }
-            // The last token's logits are not needed unless generation continues.
-            if i + 1 < opts.max_tokens {
-                self.step(next)?;
-            } else {
-                self.history.push(next);
-            }
-        }
-        if let Some(t) = tok {
-            let rest = decoder.flush(t)?;
-            if !rest.is_empty() {
-                on_token(u32::MAX, &rest);
-            }
-        }
-        gen.decode_seconds = t1.elapsed().as_secs_f64();
-        Ok(gen)
+        let model = self.model;
+        crate::generate::generate(self, model, prompt, sampler, opts, on_token)
+    }
+}
+
+impl Sequence for Session<'_> {
+    fn feed_prompt(&mut self, tokens: &[u32]) -> Result<()> {
+        self.prefill(tokens).map(|_| ())
+    }
+
+    fn feed_token(&mut self, token: u32) -> Result<()> {
+        self.step(token).map(|_| ())
+    }
+
+    fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    fn record(&mut self, token: u32) {
+        self.history.push(token);
     }
 }
 

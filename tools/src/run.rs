@@ -10,9 +10,7 @@ use crate::device::Device;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use mamba_runtime::gpu::{GpuModel, GpuSession};
-use mamba_runtime::{
-    GenerateOptions, Generation, Model, Sampler, SamplerParams, Session, StreamDecoder,
-};
+use mamba_runtime::{generate, GenerateOptions, Model, Sampler, SamplerParams, Session};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -253,7 +251,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let (gen, state_bytes) = match &gpu {
         Some(g) => {
             let mut session = GpuSession::new(g)?;
-            let gen = generate_gpu(&mut session, &model, &prompt, &mut sampler, &opts, on_token)?;
+            let gen = generate(&mut session, &model, &prompt, &mut sampler, &opts, on_token)?;
             (gen, gpu_state_bytes(&model))
         }
         None => {
@@ -311,63 +309,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
 /// The recurrent state of one sequence, bytes (as the CPU session holds it).
 fn gpu_state_bytes(model: &Model) -> u64 {
     model.new_state().size_bytes() as u64
-}
-
-/// [`Session::generate`] on the GPU: prefill the prompt, then sample with the same
-/// [`Sampler`] over the returned logits and step, streaming each piece of text.
-pub fn generate_gpu(
-    session: &mut GpuSession<'_>,
-    model: &Model,
-    prompt: &[u32],
-    sampler: &mut Sampler,
-    opts: &GenerateOptions,
-    mut on_token: impl FnMut(u32, &str) -> bool,
-) -> Result<Generation> {
-    let t0 = Instant::now();
-    let mut logits = session.prefill(prompt)?.to_vec();
-    let mut gen = Generation {
-        prompt_tokens: prompt.len(),
-        prompt_seconds: t0.elapsed().as_secs_f64(),
-        ..Default::default()
-    };
-    let t1 = Instant::now();
-    let eos = if opts.ignore_eos {
-        None
-    } else {
-        model.eos_id()
-    };
-    let mut history = prompt.to_vec();
-    let mut decoder = StreamDecoder::with_prompt(&history[history.len().saturating_sub(8)..]);
-    let tok = model.tokenizer();
-    for i in 0..opts.max_tokens {
-        let next = sampler.sample(&logits, &history);
-        if Some(next) == eos {
-            gen.hit_eos = true;
-            break;
-        }
-        gen.tokens.push(next);
-        history.push(next);
-        let piece = match tok {
-            Some(t) => decoder.push(t, next)?,
-            None => String::new(),
-        };
-        if !on_token(next, &piece) {
-            break;
-        }
-        // The last token's logits are not needed unless generation continues.
-        if i + 1 < opts.max_tokens {
-            logits.clear();
-            logits.extend_from_slice(session.step(next)?);
-        }
-    }
-    if let Some(t) = tok {
-        let rest = decoder.flush(t)?;
-        if !rest.is_empty() {
-            on_token(u32::MAX, &rest);
-        }
-    }
-    gen.decode_seconds = t1.elapsed().as_secs_f64();
-    Ok(gen)
 }
 
 #[cfg(test)]

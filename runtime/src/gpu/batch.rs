@@ -567,3 +567,25 @@ impl<'m> GpuSession<'m> {
         self.batch.set_state(0, state)
     }
 }
+
+impl crate::generate::Sequence for GpuSession<'_> {
+    fn feed_prompt(&mut self, tokens: &[u32]) -> Result<()> {
+        self.prefill(tokens).map(|_| ())
+    }
+
+    fn feed_token(&mut self, token: u32) -> Result<()> {
+        self.step(token).map(|_| ())
+    }
+
+    fn logits(&self) -> &[f32] {
+        self.batch.logits()
+    }
+
+    fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    fn record(&mut self, token: u32) {
+        self.history.push(token);
+    }
+}
