@@ -96,9 +96,9 @@ impl<'m> Session<'m> {
             return Err(RuntimeError::EmptyPrompt);
         }
         self.model.check_tokens(tokens)?;
-        let chunks: Vec<&[u32]> = tokens.chunks(PREFILL_CHUNK).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let want = if i + 1 == chunks.len() {
+        let n_chunks = tokens.len().div_ceil(PREFILL_CHUNK);
+        for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
+            let want = if i + 1 == n_chunks {
                 LogitsWanted::Last
             } else {
                 LogitsWanted::None
