@@ -124,28 +124,18 @@ fn for_each_token<B: Send>(
     f: impl Fn(&[f32], &mut [B]) + Sync,
 ) {
     let n = x.len() / cols;
-    if x.len() >= PAR_MIN_QUANT_VALUES && pool::threads() > 1 {
-        let out = SharedMut(blocks.as_mut_ptr());
-        let per_task = n.div_ceil(pool::threads() * TASKS_PER_THREAD);
-        pool::run(n.div_ceil(per_task), &|t| {
-            let toks = t * per_task..n.min((t + 1) * per_task);
-            // SAFETY: tasks cover disjoint token ranges of `blocks` (n·nb blocks),
-            // which outlives the region.
-            let br = unsafe {
-                std::slice::from_raw_parts_mut(out.ptr().add(toks.start * nb), toks.len() * nb)
-            };
-            for (xr, br) in x[toks.start * cols..toks.end * cols]
-                .chunks_exact(cols)
-                .zip(br.chunks_exact_mut(nb))
-            {
-                f(xr, br);
-            }
-        });
+    // One task (run inline) for small inputs.
+    let per_task = if x.len() >= PAR_MIN_QUANT_VALUES {
+        n.div_ceil(pool::threads() * TASKS_PER_THREAD)
     } else {
-        x.chunks_exact(cols)
-            .zip(blocks.chunks_exact_mut(nb))
-            .for_each(|(xr, br)| f(xr, br));
-    }
+        n
+    };
+    pool::for_each_chunk(blocks, per_task.max(1) * nb, |t, br| {
+        let xs = &x[t * per_task * cols..][..br.len() / nb * cols];
+        for (xr, br) in xs.chunks_exact(cols).zip(br.chunks_exact_mut(nb)) {
+            f(xr, br);
+        }
+    });
 }
 
 /// `count` values of `T` at the start of `buf`, grown as needed.
@@ -246,19 +236,6 @@ unsafe fn rows_task(
                 }
             }
         }
-    }
-}
-
-/// A buffer shared by tasks that write disjoint parts of it.
-struct SharedMut<T>(*mut T);
-
-// SAFETY: tasks write disjoint parts, and the buffer outlives the region.
-unsafe impl<T: Send> Sync for SharedMut<T> {}
-
-impl<T> SharedMut<T> {
-    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
-    fn ptr(&self) -> *mut T {
-        self.0
     }
 }
 
