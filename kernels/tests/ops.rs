@@ -258,7 +258,16 @@ fn threaded_conv1d_equals_direct() {
     let mut rng = Rng::new(25);
     let three = Pool::new(3);
     let mut buf = Vec::new();
-    for &(d_inner, kw, l) in &[(150, 4, 40), (64, 4, 16), (200, 3, 33), (40, 4, 5)] {
+    let cases = [
+        (150, 4, 40),
+        (64, 4, 16),
+        (200, 3, 33),
+        (40, 4, 5),
+        (150, 4, 1),
+        (1536, 4, 1),
+        (5, 2, 1),
+    ];
+    for &(d_inner, kw, l) in &cases {
         let (w, bias, state, x) = conv_case(&mut rng, d_inner, kw, l);
         for b in [Some(&bias[..]), None] {
             let (mut x1, mut s1) = (x.clone(), state.clone());

@@ -30,7 +30,8 @@ const THREADED_MIN_L: usize = 16;
 /// results. A sequence's channels are strided in `x: (L, d_inner)`, so each task
 /// copies its `L × 64` columns into `buf` (grown as needed; pass the same buffer
 /// every call), convolves them there, and a second parallel pass by rows copies
-/// them back. Short sequences (decode) run [`conv1d_silu`] directly.
+/// them back. A single token is split by channels in place; other short
+/// sequences run [`conv1d_silu`] directly.
 pub fn conv1d_silu_threaded(
     x: &mut [f32],
     d_inner: usize,
@@ -41,7 +42,29 @@ pub fn conv1d_silu_threaded(
 ) {
     let l = x.len().checked_div(d_inner).unwrap_or(0);
     let k = w.len().checked_div(d_inner).unwrap_or(0);
-    if l < THREADED_MIN_L || k < 2 || crate::pool::threads() == 1 {
+    if k < 2 || crate::pool::threads() == 1 {
+        return conv1d_silu(x, d_inner, state, w, bias);
+    }
+    if l == 1 && x.len() == d_inner && state.len() == d_inner * (k - 1) {
+        // One token: each task's channels are contiguous in x too, so the chunks
+        // are convolved in place, two per thread (the weights and state stream
+        // from memory in decode; one thread alone waits on them).
+        let per = d_inner
+            .div_ceil(2 * crate::pool::threads())
+            .next_multiple_of(8);
+        crate::pool::for_each_chunk_pair(x, per, state, per * (k - 1), |i, xc, sc| {
+            let cs = i * per..i * per + xc.len();
+            conv1d_silu(
+                xc,
+                cs.len(),
+                sc,
+                &w[cs.start * k..cs.end * k],
+                bias.map(|b| &b[cs]),
+            );
+        });
+        return;
+    }
+    if l < THREADED_MIN_L {
         return conv1d_silu(x, d_inner, state, w, bias);
     }
     assert!(
