@@ -183,6 +183,36 @@ fn a_tokens_result_does_not_depend_on_the_batch() {
     }
 }
 
+/// Every token count up to a full tile (so every partial token tile a kernel
+/// dispatches on) gives each token the bits it gets alone, on every table.
+#[test]
+fn partial_token_tiles_match_single_tokens() {
+    let mut rng = Rng::new(6);
+    let mut tables = simd_tables();
+    tables.push(&GENERIC);
+    for k in tables {
+        for ty in QuantType::ALL {
+            // 9 blocks: a full activation-scale group of 8 and a short one; 6 rows:
+            // a full row tile of 4 and a partial one.
+            let (rows, cols) = (6, 9 * unit(ty));
+            let m = Matrix::random(ty, rows, cols, &mut rng);
+            let x = rng.normals(cpu::tile::NR * cols, 1.0);
+            let alone: Vec<Vec<f32>> = x.chunks_exact(cols).map(|xt| run(k, &m, xt, 1)).collect();
+            for n in 2..=cpu::tile::NR {
+                let all = run(k, &m, &x[..n * cols], n);
+                for (t, want) in alone.iter().enumerate().take(n) {
+                    assert_eq!(
+                        want[..],
+                        all[t * rows..(t + 1) * rows],
+                        "{} {ty} n {n}: token {t}",
+                        k.name
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Splitting rows over threads changes nothing.
 #[test]
 fn thread_count_does_not_change_results() {

@@ -1,27 +1,32 @@
 //! CPU feature detection, once, into a table of kernel functions.
 //!
-//! Three tables exist:
+//! Four tables exist:
 //!
 //! | table       | matmul                                          | scan, conv1d      | chosen when |
 //! |-------------|-------------------------------------------------|-------------------|-------------|
 //! | [`SCALAR`]  | [`matmul_ref`]: f32 activations, exact reference | `_ref`            | `MAMBA_FORCE_SCALAR=1` |
 //! | [`GENERIC`] | tiled, quantized activations, `vec_dot_*_ref`    | `_ref`            | no SIMD table fits the CPU |
 //! | `avx2`      | tiled, quantized activations, AVX2 + FMA + F16C  | AVX2, fast `exp`  | x86-64 with AVX2, FMA and F16C (run-time check) |
+//! | `neon`      | tiled, quantized activations: NEON for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the quantizers, `GENERIC`'s tiles for the other types | `_ref` | aarch64 (NEON is baseline there) |
 //!
 //! The choice is made on first use of [`kernels`] and never changes. Nothing is
 //! logged; [`Kernels::name`] says what was chosen. A binary built without
 //! `-C target-cpu=native` still gets the AVX2 table: detection is at run time
 //! (`is_x86_feature_detected!`), and the AVX2 functions carry their own
-//! `#[target_feature]`.
+//! `#[target_feature]`. The NEON table needs no check: every aarch64 CPU has NEON,
+//! and its kernels do not use the optional `dotprod` extension.
 //!
 //! The tiled tables quantize activations to 8 bits, as ggml does (see [`act`]), so
 //! their results differ from [`matmul_ref`] by a documented, tested budget per
 //! weight type ([`act_nmse_budget`]). F32, F16 and BF16 weights keep f32 activations on every path.
-//! AVX-512 and NEON paths are not written: the development machine has neither, and
-//! untested SIMD code is not shipped.
+//! AVX-512 paths are not written: the development machine lacks it, and untested
+//! SIMD code is not shipped. The NEON kernels are tested under qemu user-mode
+//! emulation (`.ci/arm-test.sh`), which runs the same SIMD-vs-portable tests.
 //!
 //! [`matmul_ref`]: crate::matmul::matmul_ref
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod act;
 pub mod scalar;
 pub mod tile;
@@ -45,7 +50,7 @@ pub type Conv1dFn = fn(&mut [f32], usize, &mut [f32], &[f32], Option<&[f32]>);
 /// The kernels chosen for this CPU.
 #[derive(Debug)]
 pub struct Kernels {
-    /// Name of the instruction set used (`"scalar"`, `"generic"`, `"avx2"`).
+    /// Name of the instruction set used (`"scalar"`, `"generic"`, `"avx2"`, `"neon"`).
     pub name: &'static str,
     /// `y = x · Wᵀ`; see [`crate::matmul::matmul`].
     pub matmul: MatmulFn,
@@ -104,6 +109,8 @@ pub fn simd() -> Vec<&'static Kernels> {
     let mut v = Vec::new();
     #[cfg(target_arch = "x86_64")]
     v.extend(x86_64::avx2());
+    #[cfg(target_arch = "aarch64")]
+    v.extend(aarch64::neon());
     v
 }
 

@@ -18,22 +18,33 @@ use bytemuck::cast_slice;
 use mamba_format::QuantType;
 
 /// One weight type's scalar dot product over raw row bytes.
-trait RefDot {
+pub(crate) trait RefDot {
     /// Dot of one stored weight row with one activation row (in its [`ActType`] form).
     fn dot(w: &[u8], a: &[u8]) -> f32;
 }
 
-struct F32;
-struct F16;
-struct Bf16;
-struct Q4_0;
-struct Q4_1;
-struct Q5_0;
-struct Q5_1;
-struct Q8_0;
-struct Q4K;
-struct Q5K;
-struct Q6K;
+/// F32 weights.
+pub(crate) struct F32;
+/// F16 weights.
+pub(crate) struct F16;
+/// BF16 weights.
+pub(crate) struct Bf16;
+/// Q4_0 weights.
+pub(crate) struct Q4_0;
+/// Q4_1 weights.
+pub(crate) struct Q4_1;
+/// Q5_0 weights.
+pub(crate) struct Q5_0;
+/// Q5_1 weights.
+pub(crate) struct Q5_1;
+/// Q8_0 weights.
+pub(crate) struct Q8_0;
+/// Q4_K weights.
+pub(crate) struct Q4K;
+/// Q5_K weights.
+pub(crate) struct Q5K;
+/// Q6_K weights.
+pub(crate) struct Q6K;
 
 impl RefDot for F32 {
     fn dot(w: &[u8], a: &[u8]) -> f32 {
@@ -91,8 +102,9 @@ impl RefDot for Q6K {
     }
 }
 
-/// A one-row tile: `out[0][j] = dot(rows[0], toks[j])` for `j < rn`.
-fn tile_ref<D: RefDot>(
+/// A one-row tile: `out[0][j] = dot(rows[0], toks[j])` for `j < rn`. SIMD tables
+/// without a kernel of their own for a weight type use it too.
+pub(crate) fn tile_ref<D: RefDot>(
     rows: &[&[u8]; MR],
     toks: &[&[u8]; NR],
     rn: usize,
@@ -103,7 +115,8 @@ fn tile_ref<D: RefDot>(
     }
 }
 
-const fn row(ty: QuantType, tile: tile::TileFn) -> TypeKernel {
+/// The table row of `ty` with a one-row tile kernel (for single tokens too).
+pub(crate) const fn row(ty: QuantType, tile: tile::TileFn) -> TypeKernel {
     TypeKernel {
         ty,
         act: ActType::for_weights(ty),

@@ -1,0 +1,100 @@
+//! NEON kernels: activation quantizers and quantized-activation matmul tiles for
+//! the 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). The float and K-quant
+//! weight types use the portable one-row tiles of [`crate::cpu::scalar`], and the
+//! scan and conv1d are the `_ref` ones: no NEON version of them is written yet.
+//!
+//! NEON is baseline on aarch64 (`aarch64-unknown-linux-gnu` enables it for every
+//! function), so the `unsafe fn`s here have no `#[target_feature]` of their own:
+//! they are `unsafe` for the raw-pointer reads they do and to fit
+//! [`TileFn`](crate::cpu::tile::TileFn).
+//!
+//! The `dotprod` extension (`sdot`) is not used: its intrinsic `vdotq_s32` is
+//! still unstable in Rust (`stdarch_neon_dotprod`, rust-lang/rust#117224), and
+//! an inline-`asm!` version, a second table behind
+//! `is_aarch64_feature_detected!("dotprod")`, is left for when it can be measured
+//! on ARM hardware. The integer dot products are `smull` + `sadalp`, exact on
+//! every aarch64 CPU.
+
+mod block32;
+mod q4;
+mod q8_0;
+mod quantize;
+
+use crate::cpu::act::ActType;
+use crate::cpu::scalar::{self, row as generic_row, tile_ref};
+use crate::cpu::tile;
+use crate::cpu::{Kernels, MatmulKernels, TypeKernel};
+use crate::weights::WeightView;
+use mamba_format::QuantType;
+
+/// The NEON table.
+pub(super) static KERNELS: Kernels = Kernels {
+    name: "neon",
+    matmul,
+    selective_scan: crate::ops::scan::selective_scan_ref,
+    conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+    tiled: Some(&MATMUL),
+};
+
+/// Tokens per tile of the 32-block kernels. With 4 tokens the per-token f32
+/// accumulators (3 × 4 registers), the 4 rows' unpacked quants (8) and the
+/// activations fit in the 32 NEON registers; not tuned (no ARM machine to measure
+/// on), so this is the register budget, not a benchmark result.
+const Q_RN: usize = 4;
+
+/// The row of a 32-block type whose kernels are [`block32::tile`] with [`Q_RN`]
+/// tokens (`tile`) and with 1 (`decode`): 4 rows per tile in both.
+const fn row32(ty: QuantType, tile: tile::TileFn, decode: tile::TileFn) -> TypeKernel {
+    TypeKernel {
+        ty,
+        act: ActType::for_weights(ty),
+        rows_per_tile: block32::ROWS,
+        toks_per_tile: Q_RN,
+        tile,
+        decode_rows_per_tile: block32::ROWS,
+        decode_tile: decode,
+    }
+}
+
+static MATMUL: MatmulKernels = MatmulKernels {
+    quantize_q8_1: quantize::quantize_row_q8_1,
+    quantize_q8_k: quantize::quantize_row_q8_k,
+    types: [
+        generic_row(QuantType::F32, tile_ref::<scalar::F32>),
+        generic_row(QuantType::F16, tile_ref::<scalar::F16>),
+        row32(
+            QuantType::Q4_0,
+            block32::tile::<q4::Q4_0, Q_RN>,
+            block32::tile::<q4::Q4_0, 1>,
+        ),
+        row32(
+            QuantType::Q4_1,
+            block32::tile::<q4::Q4_1, Q_RN>,
+            block32::tile::<q4::Q4_1, 1>,
+        ),
+        row32(
+            QuantType::Q5_0,
+            block32::tile::<q4::Q5_0, Q_RN>,
+            block32::tile::<q4::Q5_0, 1>,
+        ),
+        row32(
+            QuantType::Q5_1,
+            block32::tile::<q4::Q5_1, Q_RN>,
+            block32::tile::<q4::Q5_1, 1>,
+        ),
+        row32(
+            QuantType::Q8_0,
+            block32::tile::<q8_0::Q8_0, Q_RN>,
+            block32::tile::<q8_0::Q8_0, 1>,
+        ),
+        generic_row(QuantType::Q4_K, tile_ref::<scalar::Q4K>),
+        generic_row(QuantType::Q5_K, tile_ref::<scalar::Q5K>),
+        generic_row(QuantType::Q6_K, tile_ref::<scalar::Q6K>),
+        generic_row(QuantType::BF16, tile_ref::<scalar::Bf16>),
+    ],
+};
+
+fn matmul(w: &WeightView<'_>, x: &[f32], n: usize, y: &mut [f32]) {
+    // SAFETY: NEON is baseline on aarch64, the only target this module is built for.
+    unsafe { tile::matmul_tiled(&MATMUL, w, x, n, y) }
+}
