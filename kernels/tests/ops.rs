@@ -92,7 +92,9 @@ fn simd_scan_matches_reference() {
     let mut rng = Rng::new(20);
     for k in simd_tables() {
         let mut worst = 0.0f32;
-        // d_state 16 (Mamba), 8, 24 and 4 (the reference fallback); odd channel counts.
+        // d_state 16 (Mamba), 8, 24, 4, 12, 20, 28 and 36 (the reference
+        // fallback of both tables; AVX2's for 4, 12, 20 and 28 too); odd channel
+        // counts.
         for &(d_inner, n, l) in &[
             (64, 16, 1),
             (64, 16, 37),
@@ -101,6 +103,10 @@ fn simd_scan_matches_reference() {
             (19, 24, 3),
             (10, 4, 4),
             (16, 16, 64),
+            (13, 20, 6),
+            (9, 12, 3),
+            (7, 28, 5),
+            (6, 36, 2),
         ] {
             let c = scan_case(&mut rng, d_inner, n, l);
             for &(c0, n_ch) in &[(0, d_inner), (3, d_inner - 3), (d_inner - 1, 1)] {

@@ -9,8 +9,8 @@ use super::act::silu;
 /// Runs the convolution over `L` tokens in place: `x: (L, d_inner)` is replaced by
 /// `silu(conv(x) + bias)`, and `state` is advanced past the `L` tokens.
 ///
-/// Runs the kernel of [`crate::cpu::kernels`]; the AVX2 one sums in the same order
-/// as [`conv1d_silu_ref`] and differs only by its vector SiLU (a few ulp).
+/// Runs the kernel of [`crate::cpu::kernels`]; the AVX2 and NEON ones sum in the same
+/// order as [`conv1d_silu_ref`] and differ only by their vector SiLU (a few ulp).
 pub fn conv1d_silu(
     x: &mut [f32],
     d_inner: usize,

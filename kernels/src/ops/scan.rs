@@ -47,7 +47,7 @@ pub struct ScanInputs<'a> {
 /// channels across threads. `h` is those channels' state `(n_ch, N)`; `y_t: (n_ch, L)`
 /// receives the gated output channel-major (each thread writes a contiguous slice).
 ///
-/// Runs the kernel of [`crate::cpu::kernels`]: the AVX2 one computes `exp`,
+/// Runs the kernel of [`crate::cpu::kernels`]: the AVX2 and NEON ones compute `exp`,
 /// softplus and SiLU with vector approximations of a few ulp (tested against
 /// [`selective_scan_ref`] in `tests/ops.rs`).
 pub fn selective_scan(

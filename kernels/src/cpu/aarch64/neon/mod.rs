@@ -1,7 +1,15 @@
 //! NEON kernels: activation quantizers and quantized-activation matmul tiles for
-//! the 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). The float and K-quant
-//! weight types use the portable one-row tiles of [`crate::cpu::scalar`], and the
-//! scan and conv1d are the `_ref` ones: no NEON version of them is written yet.
+//! the 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), and the selective
+//! scan and conv1d + SiLU ([`ssm`], over the vector `exp`, softplus and SiLU of
+//! [`math`]). The float and K-quant weight types use the portable one-row tiles
+//! of [`crate::cpu::scalar`].
+//!
+//! The scan is vectorised over the state (4 states per register) for d_state a
+//! multiple of 4 up to 32, or 64, and is the `_ref` one for other sizes; unlike
+//! AVX2 it has no channels-vectorised path for long sequences. conv1d is
+//! vectorised over 4 channels for kernel widths 2 to 8 (`_ref` otherwise), with
+//! a scalar-sum path for a single token. Both follow the AVX2 formulas and
+//! accuracy (see [`ssm`]); `tests/ops.rs` compares them with the references.
 //!
 //! NEON is baseline on aarch64 (`aarch64-unknown-linux-gnu` enables it for every
 //! function), so the `unsafe fn`s here have no `#[target_feature]` of their own:
@@ -16,9 +24,11 @@
 //! every aarch64 CPU.
 
 mod block32;
+mod math;
 mod q4;
 mod q8_0;
 mod quantize;
+mod ssm;
 
 use crate::cpu::act::ActType;
 use crate::cpu::scalar::{self, row as generic_row, tile_ref};
@@ -31,8 +41,8 @@ use mamba_format::QuantType;
 pub(super) static KERNELS: Kernels = Kernels {
     name: "neon",
     matmul,
-    selective_scan: crate::ops::scan::selective_scan_ref,
-    conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+    selective_scan: ssm::selective_scan,
+    conv1d_silu: ssm::conv1d_silu,
     tiled: Some(&MATMUL),
 };
 
