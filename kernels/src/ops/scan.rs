@@ -61,6 +61,38 @@ pub fn selective_scan(
     (crate::cpu::kernels().selective_scan)(p, inp, c0, n_ch, h, y_t)
 }
 
+/// Checks the shapes a SIMD scan kernel's pointer reads rely on (the arguments of
+/// [`selective_scan`]) and returns the token count `L`; panics naming the first
+/// mismatch.
+pub(crate) fn check_shapes(
+    p: &ScanParams<'_>,
+    inp: &ScanInputs<'_>,
+    c0: usize,
+    n_ch: usize,
+    h: &[f32],
+    y_t: &[f32],
+) -> usize {
+    let (n, d_inner) = (p.d_state, p.d.len());
+    let l = inp.x.len() / d_inner;
+    assert!(
+        c0 + n_ch <= d_inner && p.a.len() == d_inner * n && p.dt_bias.len() == d_inner,
+        "scan: parameter shapes"
+    );
+    assert!(
+        inp.x.len() == l * d_inner && inp.dt.len() == l * d_inner && inp.z.len() == l * d_inner,
+        "scan: input shapes"
+    );
+    assert!(
+        h.len() >= n_ch * n && y_t.len() >= n_ch * l,
+        "scan: state or output too short"
+    );
+    if l > 0 {
+        let need = (l - 1) * inp.bc_stride + inp.b_off.max(inp.c_off) + n;
+        assert!(inp.bc.len() >= need, "scan: B/C too short");
+    }
+    l
+}
+
 /// The scalar reference of [`selective_scan`]: libm `exp`, fp32 state, the
 /// association order of transformers' `slow_forward`.
 pub fn selective_scan_ref(

@@ -21,7 +21,7 @@
 
 use super::math::{exp2_nonpos, silu, softplus, splat};
 use crate::ops::conv1d::conv1d_silu_ref;
-use crate::ops::scan::{selective_scan_ref, ScanInputs, ScanParams};
+use crate::ops::scan::{check_shapes, selective_scan_ref, ScanInputs, ScanParams};
 use std::arch::aarch64::*;
 
 /// Up to 4 consecutive values at `src[at..]` (zero-padded to 4 lanes).
@@ -87,26 +87,11 @@ fn scan<const NV: usize>(
     y_t: &mut [f32],
 ) {
     let n = 4 * NV;
-    let d_inner = p.d.len();
-    let l = inp.x.len() / d_inner;
     assert!(p.d_state == n, "scan: d_state");
-    assert!(
-        c0 + n_ch <= d_inner && p.a.len() == d_inner * n && p.dt_bias.len() == d_inner,
-        "scan: parameter shapes"
-    );
-    assert!(
-        inp.x.len() == l * d_inner && inp.dt.len() == l * d_inner && inp.z.len() == l * d_inner,
-        "scan: input shapes"
-    );
-    assert!(
-        h.len() >= n_ch * n && y_t.len() >= n_ch * l,
-        "scan: state or output too short"
-    );
+    let l = check_shapes(p, inp, c0, n_ch, h, y_t);
     if l == 0 {
         return;
     }
-    let need = (l - 1) * inp.bc_stride + inp.b_off.max(inp.c_off) + n;
-    assert!(inp.bc.len() >= need, "scan: B/C too short");
     // SAFETY: the shapes were checked above.
     unsafe { scan_states::<NV>(p, inp, c0, n_ch, h.as_mut_ptr(), y_t.as_mut_ptr()) }
 }

@@ -12,7 +12,7 @@
 use super::hsum_ps;
 use super::math::{exp2_nonpos, silu, softplus};
 use crate::ops::conv1d::conv1d_silu_ref;
-use crate::ops::scan::{selective_scan_ref, ScanInputs, ScanParams};
+use crate::ops::scan::{check_shapes, selective_scan_ref, ScanInputs, ScanParams};
 use std::arch::x86_64::*;
 
 /// Up to 8 consecutive values at `src[at..]` (zero-padded to 8 lanes).
@@ -87,26 +87,11 @@ unsafe fn scan<const NV: usize>(
     y_t: &mut [f32],
 ) {
     let n = 8 * NV;
-    let d_inner = p.d.len();
-    let l = inp.x.len() / d_inner;
     assert!(p.d_state == n, "scan: d_state");
-    assert!(
-        c0 + n_ch <= d_inner && p.a.len() == d_inner * n && p.dt_bias.len() == d_inner,
-        "scan: parameter shapes"
-    );
-    assert!(
-        inp.x.len() == l * d_inner && inp.dt.len() == l * d_inner && inp.z.len() == l * d_inner,
-        "scan: input shapes"
-    );
-    assert!(
-        h.len() >= n_ch * n && y_t.len() >= n_ch * l,
-        "scan: state or output too short"
-    );
+    let l = check_shapes(p, inp, c0, n_ch, h, y_t);
     if l == 0 {
         return;
     }
-    let need = (l - 1) * inp.bc_stride + inp.b_off.max(inp.c_off) + n;
-    assert!(inp.bc.len() >= need, "scan: B/C too short");
     let full = if l >= CHANNEL_PATH_MIN_L {
         n_ch / 8 * 8
     } else {
