@@ -263,6 +263,10 @@ pub enum FormatError {
         #[source]
         source: std::io::Error,
     },
+    /// A refused or failed file operation (an output over an input or a special
+    /// file, an existing output without overwrite, ...).
+    #[error(transparent)]
+    File(#[from] mamba_files::FileError),
 }
 
 /// The format crate's result type.

@@ -4,7 +4,8 @@
 //! known before any data; then it writes tensors one at a time, in order. Memory is
 //! bounded by one tensor. The output appears atomically: data goes to a temporary
 //! file beside the target, which is fsynced and renamed only by [`Writer::finish`];
-//! dropping an unfinished writer deletes it.
+//! dropping an unfinished writer deletes it, and so does SIGINT, SIGTERM or SIGHUP
+//! ([`mamba_files::AtomicFile`]). Only a regular file is ever replaced.
 
 use crate::checksum::{checksum, Hasher};
 use crate::error::{FormatError, Result};
@@ -12,8 +13,8 @@ use crate::header::{align_up, Header, ALIGNMENT, HEADER_SIZE};
 use crate::index::{check_name, tensor_bytes, write_index, TensorInfo, MAX_TENSORS};
 use crate::metadata::Metadata;
 use crate::quant::QuantType;
+use mamba_files::AtomicFile;
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -143,12 +144,11 @@ pub fn write_to_vec(metadata: &Metadata, tensors: &[(TensorSpec, &[u8])]) -> Res
 /// Writes a `.mbin` file tensor by tensor; see the module docs.
 pub struct Writer {
     layout: Layout,
-    final_path: PathBuf,
     tmp_path: PathBuf,
-    file: Option<BufWriter<File>>,
+    /// Dropped unfinished, the temporary file goes with it.
+    file: Option<BufWriter<AtomicFile>>,
     next: usize,
     pos: u64,
-    overwrite: bool,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> FormatError {
@@ -164,36 +164,27 @@ impl Writer {
         tensors: &[TensorSpec],
         overwrite: bool,
     ) -> Result<Writer> {
+        Self::create_checked(path, &[], metadata, tensors, overwrite)
+    }
+
+    /// [`Writer::create`] that also refuses to write over any of `inputs` (the files
+    /// the caller reads from), and over anything but a regular file
+    /// ([`mamba_files::check_output`]).
+    pub fn create_checked(
+        path: &Path,
+        inputs: &[&Path],
+        metadata: &Metadata,
+        tensors: &[TensorSpec],
+        overwrite: bool,
+    ) -> Result<Writer> {
         let mut layout = Layout::new(metadata, tensors)?;
-        if !overwrite && path.exists() {
-            return Err(FormatError::Io {
-                context: format!("output {}", path.display()),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "file exists (use --force to overwrite)",
-                ),
-            });
-        }
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| FormatError::Writer(format!("{} is not a file path", path.display())))?;
-        let tmp_path = path.with_file_name(format!(
-            ".{}.tmp{}",
-            file_name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(io(format!("creating {}", tmp_path.display())))?;
+        let file = AtomicFile::create(path, inputs, overwrite)?;
+        let tmp_path = file.tmp_path().to_path_buf();
         let mut w = Writer {
-            final_path: path.to_path_buf(),
             tmp_path,
             file: Some(BufWriter::with_capacity(1 << 20, file)),
             next: 0,
             pos: 0,
-            overwrite,
             layout: layout.clone(),
         };
         // The prefix is written now and rewritten with the checksums at the end.
@@ -270,40 +261,8 @@ impl Writer {
                 source: e.into_error(),
             })?;
         file.seek(SeekFrom::Start(0)).map_err(io(ctx.clone()))?;
-        file.write_all(&prefix).map_err(io(ctx.clone()))?;
-        file.sync_all().map_err(io(ctx))?;
-        drop(file);
-        if !self.overwrite && self.final_path.exists() {
-            return Err(FormatError::Io {
-                context: format!("output {}", self.final_path.display()),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "file appeared while writing",
-                ),
-            });
-        }
-        std::fs::rename(&self.tmp_path, &self.final_path)
-            .map_err(io(format!("renaming to {}", self.final_path.display())))?;
-        if let Some(dir) = self
-            .final_path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            // Make the rename itself durable; failure here loses nothing already written.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        self.next = usize::MAX; // finished: Drop leaves the file alone
+        file.write_all(&prefix).map_err(io(ctx))?;
+        file.commit()?;
         Ok(())
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        if self.next != usize::MAX {
-            self.file.take();
-            let _ = std::fs::remove_file(&self.tmp_path);
-        }
     }
 }

@@ -244,7 +244,10 @@ fn existing_file_is_not_overwritten() {
         .err()
         .expect("must refuse");
     assert!(
-        matches!(&e, FormatError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+        matches!(
+            &e,
+            FormatError::File(mamba_files::FileError::OutputExists { .. })
+        ),
         "{e:?}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
@@ -257,7 +260,7 @@ fn existing_file_is_not_overwritten() {
         w.write_tensor(&s.name, d).unwrap();
     }
     std::fs::write(&path, b"precious").unwrap();
-    assert!(matches!(w.finish(), Err(FormatError::Io { .. })));
+    assert!(matches!(w.finish(), Err(FormatError::File(_))));
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
     assert_eq!(dir_entries(dir.path()), vec!["m.mbin".to_string()]);
 
