@@ -32,6 +32,12 @@ impl Tokenizer {
             .map_err(|e| RuntimeError::Tokenizer(e.to_string()))
     }
 
+    /// The largest token id the tokenizer can produce (added tokens included), or
+    /// `None` for an empty vocabulary.
+    pub fn max_id(&self) -> Option<u32> {
+        self.inner.get_vocab(true).into_values().max()
+    }
+
     /// Number of tokens the tokenizer knows.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -32,7 +32,9 @@ pub struct InspectArgs {
     /// Model file (.mbin).
     pub model: PathBuf,
     /// Also check every tensor checksum, the padding between tensors and the
-    /// architecture rules (reads the whole file).
+    /// architecture rules, then load the model as the runtime does and check what it
+    /// loads: every tensor value finite (after dequantization), the embedded
+    /// tokenizer valid and its ids below the vocabulary size (reads the whole file).
     #[arg(long)]
     pub verify: bool,
     /// Print the report as one JSON object instead of text.
@@ -45,7 +47,12 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let storage = mamba_runtime::loader::Storage::map(&args.model)?;
     let file =
         MbinFile::parse(storage.bytes()).with_context(|| args.model.display().to_string())?;
-    let report = Report::new(&file, args.verify);
+    let mut report = Report::new(&file, args.verify);
+    if let Some(v) = report.verify.as_mut().filter(|v| v.config.is_some()) {
+        v.problems
+            .extend(crate::inspect_content::content_problems(&args.model, &file));
+        v.ok = v.problems.is_empty();
+    }
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -351,7 +358,7 @@ impl Report {
             if v.ok {
                 let _ = writeln!(
                     s,
-                    "  ok: every checksum, the padding and the architecture rules"
+                    "  ok: every checksum, the padding, the architecture rules, finite values, the tokenizer"
                 );
             }
             for p in &v.problems {

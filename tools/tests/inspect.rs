@@ -23,18 +23,48 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
+/// A word-level `tokenizer.json` whose ids are `0..=max_id`, with one 500-byte token
+/// so that the string is long.
+fn word_tokenizer(max_id: u32) -> String {
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("<unk>".into(), 0.into());
+    vocab.insert("x".repeat(500), 1.into());
+    for id in 2..=max_id {
+        vocab.insert(format!("w{id}"), id.into());
+    }
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    })
+    .to_string()
+}
+
 /// A tiny valid Mamba file (the format tests' builder): f32 small tensors, q8_0
-/// matrices (f16 dt_proj), a long string standing in for the embedded tokenizer.
+/// matrices (f16 dt_proj), an embedded word-level tokenizer over the whole
+/// vocabulary.
 fn tiny_mamba() -> Vec<u8> {
+    tiny_mamba_with_tokenizer(&word_tokenizer(7))
+}
+
+fn tiny_mamba_with_tokenizer(tokenizer: &str) -> Vec<u8> {
     let cfg = MambaConfig {
         n_layer: 1,
         tie_embeddings: true,
         ..common::tiny_config()
     };
     let mut md = common::mamba_metadata(&cfg);
-    let tokenizer = format!("{{\"model\": \"{}\"}}", "x".repeat(500));
-    md.set("tokenizer.huggingface.json", Value::String(tokenizer))
-        .unwrap();
+    md.set(
+        "tokenizer.huggingface.json",
+        Value::String(tokenizer.into()),
+    )
+    .unwrap();
     common::mamba_file_with(&cfg, &md, |name| {
         if name.contains("dt_proj") {
             QuantType::F16
@@ -177,4 +207,111 @@ fn truncated_and_bad_files_fail_cleanly() {
     let o = inspect(&dir.path().join("missing.mbin"), &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("error: "));
+}
+
+/// The tiny model with all matrices f32 and zero weights, except `poisoned`, whose
+/// data is `bytes` repeated (a NaN, an infinity, a q8_0 block with a NaN scale).
+fn tiny_with_poison(poisoned: &str, ty: QuantType, unit: &[u8]) -> Vec<u8> {
+    let cfg = MambaConfig {
+        n_layer: 2,
+        ..common::tiny_config()
+    };
+    let md = common::mamba_metadata(&cfg);
+    let specs = common::mamba_specs(
+        &cfg,
+        |name| if name == poisoned { ty } else { QuantType::F32 },
+    );
+    let data: Vec<Vec<u8>> = specs
+        .iter()
+        .map(|s| {
+            let n = s.ty.bytes_for(s.shape.iter().product()).unwrap() as usize;
+            if s.name == poisoned {
+                unit.iter().copied().cycle().take(n).collect()
+            } else {
+                vec![0u8; n]
+            }
+        })
+        .collect();
+    let pairs: Vec<(mamba_format::TensorSpec, &[u8])> = specs
+        .iter()
+        .cloned()
+        .zip(data.iter().map(|d| d.as_slice()))
+        .collect();
+    write_to_vec(&md, &pairs).unwrap()
+}
+
+/// Intact checksums do not vouch for the values: NaN and infinite weights, and a
+/// block whose scale is NaN, fail --verify naming the tensor.
+#[test]
+fn non_finite_weights_fail_verify_and_name_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q8_nan_scale = vec![0u8; 34];
+    q8_nan_scale[..2].copy_from_slice(&0x7e00u16.to_le_bytes());
+    q8_nan_scale[2] = 1;
+    let cases: [(&str, QuantType, Vec<u8>); 4] = [
+        (
+            "layers.1.mixer.out_proj.weight",
+            QuantType::F32,
+            f32::NAN.to_le_bytes().to_vec(),
+        ),
+        (
+            "layers.0.mixer.A",
+            QuantType::F32,
+            f32::NEG_INFINITY.to_le_bytes().to_vec(),
+        ),
+        (
+            "lm_head.weight",
+            QuantType::F16,
+            0x7c00u16.to_le_bytes().to_vec(),
+        ),
+        (
+            "layers.0.mixer.in_proj.weight",
+            QuantType::Q8_0,
+            q8_nan_scale,
+        ),
+    ];
+    for (name, ty, unit) in cases {
+        let p = write(dir.path(), "m.mbin", &tiny_with_poison(name, ty, &unit));
+        let o = inspect(&p, &["--verify"]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("tensor `{name}`: non-finite value")),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    // The same file with finite values passes.
+    let p = write(
+        dir.path(),
+        "m.mbin",
+        &tiny_with_poison("lm_head.weight", QuantType::F32, &1f32.to_le_bytes()),
+    );
+    let o = inspect(&p, &["--verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// --verify loads the embedded tokenizer as the runtime does: text that is not a
+/// tokenizer, and a tokenizer that produces ids the embedding lacks, fail.
+#[test]
+fn bad_embedded_tokenizer_fails_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_json = format!("{{\"model\": \"{}\"", "x".repeat(100));
+    let not_a_tokenizer = "{\"model\": 3}".to_string();
+    for (tok, want) in [
+        (not_json, "tokenizer"),
+        (not_a_tokenizer, "tokenizer"),
+        (
+            word_tokenizer(8),
+            "token id 8 is not below the model's vocab_size 8",
+        ),
+    ] {
+        let p = write(dir.path(), "m.mbin", &tiny_mamba_with_tokenizer(&tok));
+        assert!(inspect(&p, &[]).status.success());
+        let o = inspect(&p, &["--verify"]);
+        assert_eq!(o.status.code(), Some(1), "{tok}");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
 }
