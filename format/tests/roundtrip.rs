@@ -401,8 +401,8 @@ fn writer_refuses_invalid_metadata() {
 }
 
 /// MUST-W3a: even with `overwrite`, only a regular file that is not an input is
-/// replaced; a directory, a device or an input (also through a hard link or a
-/// symlink) is refused at `create` and left untouched.
+/// replaced; a directory, a device or an input is refused at `create` and left
+/// untouched.
 #[test]
 fn overwrite_never_replaces_an_input_or_a_special_file() {
     let ts = two_tensors();
@@ -410,22 +410,17 @@ fn overwrite_never_replaces_an_input_or_a_special_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("model.safetensors");
     std::fs::write(&input, b"precious").unwrap();
-    let hard = dir.path().join("hard");
-    std::fs::hard_link(&input, &hard).unwrap();
-    let soft = dir.path().join("soft");
-    std::os::unix::fs::symlink(&input, &soft).unwrap();
-    for out in [&input, &hard, &soft] {
-        let e = Writer::create_checked(out, &[&input], &Metadata::new(), &specs, true)
-            .err()
-            .expect("must refuse");
-        assert!(
-            matches!(
-                &e,
-                FormatError::File(mamba_files::FileError::OutputIsInput { .. })
-            ),
-            "{e:?}"
-        );
-    }
+    // Hard links and symlinks to an input: `mamba-files`' own tests.
+    let e = Writer::create_checked(&input, &[&input], &Metadata::new(), &specs, true)
+        .err()
+        .expect("must refuse");
+    assert!(
+        matches!(
+            &e,
+            FormatError::File(mamba_files::FileError::OutputIsInput { .. })
+        ),
+        "{e:?}"
+    );
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
     for out in [sub.as_path(), Path::new("/dev/null")] {
@@ -442,8 +437,5 @@ fn overwrite_never_replaces_an_input_or_a_special_file() {
     }
     assert_eq!(std::fs::read(&input).unwrap(), b"precious");
     assert!(sub.is_dir());
-    assert_eq!(
-        dir_entries(dir.path()),
-        vec!["hard", "model.safetensors", "soft", "sub"]
-    );
+    assert_eq!(dir_entries(dir.path()), vec!["model.safetensors", "sub"]);
 }
