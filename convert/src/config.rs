@@ -22,6 +22,8 @@
 
 use std::path::{Path, PathBuf};
 
+use mamba_files::limits::MAX_CONFIG_BYTES;
+use mamba_files::{read_to_string_capped, FileError};
 use mamba_format::arch::MAX_DIM;
 use mamba_format::MambaConfig;
 use serde_json::{Map, Value};
@@ -60,12 +62,14 @@ pub struct SourceConfig {
 /// Reads and interprets `<dir>/config.json`.
 pub fn read_config(dir: &Path) -> Result<SourceConfig, ConvertError> {
     let path = dir.join("config.json");
-    let text = match std::fs::read_to_string(&path) {
+    // Capped and regular-file-only: a FIFO or /dev/zero named config.json must not
+    // hang the conversion or exhaust memory.
+    let text = match read_to_string_capped(&path, MAX_CONFIG_BYTES, "config.json") {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(ConvertError::MissingConfig { path })
         }
-        Err(source) => return Err(ConvertError::Read { path, source }),
+        Err(e) => return Err(ConvertError::input_file("config", &path, e)),
     };
     let value: Value =
         serde_json::from_str(&text).map_err(|source| ConvertError::MalformedJson {

@@ -5,8 +5,9 @@
 //! `error: {err}` and nothing else; `source()` still exposes the cause for callers that
 //! want to inspect it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use mamba_files::FileError;
 use mamba_format::{FormatError, QuantType};
 
 use crate::torch::TorchError;
@@ -15,16 +16,29 @@ use crate::torch::TorchError;
 #[derive(thiserror::Error, Debug)]
 pub enum ConvertError {
     /// The input directory does not exist or is not a directory.
-    #[error("input {} is not a directory", path.display())]
+    #[error("input {} is not a directory: {found}", path.display())]
     InputNotADirectory {
         /// The path given as input.
         path: PathBuf,
+        /// What is there instead, in words ("it is a FIFO", "no such file or directory").
+        found: String,
     },
     /// The input directory has no `config.json`.
     #[error("missing {}: a model directory needs a config.json", path.display())]
     MissingConfig {
         /// Where `config.json` was expected.
         path: PathBuf,
+    },
+    /// An input that must be a regular file is something else (a directory, FIFO,
+    /// device, socket), or a file loaded whole is over its documented size limit
+    /// ([`mamba_files::limits`]).
+    #[error("{role} {source}")]
+    InputFile {
+        /// What the file was to be read as ("tokenizer", "weights file", ...).
+        role: &'static str,
+        /// The refusal; it names the path.
+        #[source]
+        source: FileError,
     },
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]
@@ -177,6 +191,15 @@ pub enum ConvertError {
         /// The output path.
         path: PathBuf,
     },
+    /// The output path may not be written: it is not a regular file (a device, FIFO,
+    /// directory, socket) or it is one of the conversion's own inputs (also through a
+    /// hard link or a symlink).
+    #[error("output {source}")]
+    Output {
+        /// The refusal; it names the path.
+        #[source]
+        source: FileError,
+    },
     /// Writing the output failed (unwritable folder, disk full, ...).
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -186,6 +209,40 @@ pub enum ConvertError {
         #[source]
         source: FormatError,
     },
+}
+
+impl ConvertError {
+    /// An input file's refusal: I/O errors stay [`ConvertError::Read`] (with `path`),
+    /// a wrong kind of file or an oversized one becomes [`ConvertError::InputFile`].
+    pub(crate) fn input_file(role: &'static str, path: &Path, e: FileError) -> ConvertError {
+        match e {
+            FileError::Io { source, .. } => ConvertError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => ConvertError::InputFile {
+                role,
+                source: other,
+            },
+        }
+    }
+
+    /// An output path's refusal: an existing file without `force` stays
+    /// [`ConvertError::OutputExists`], an I/O error (its folder is missing or not a
+    /// folder) [`ConvertError::Write`], anything else becomes [`ConvertError::Output`].
+    pub(crate) fn output(path: &Path, e: FileError) -> ConvertError {
+        match e {
+            FileError::OutputExists { path } => ConvertError::OutputExists { path },
+            FileError::Io { source, .. } => ConvertError::Write {
+                path: path.to_path_buf(),
+                source: FormatError::Io {
+                    context: "cannot examine it".into(),
+                    source,
+                },
+            },
+            other => ConvertError::Output { source: other },
+        }
+    }
 }
 
 impl From<TorchError> for ConvertError {

@@ -10,11 +10,13 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
 use mamba_convert::{convert, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize};
+use mamba_files::limits::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES, MAX_TOKENIZER_BYTES};
+use mamba_format::metadata::MAX_STRING_LEN;
 
 /// Convert a Hugging Face or state-spaces Mamba checkpoint (or a synthetic model) into
 /// one .mbin file.
 #[derive(Parser, Debug)]
-#[command(name = "mamba-convert", version, about, after_help = AFTER_HELP)]
+#[command(name = "mamba-convert", version, about, after_help = after_help())]
 struct Cli {
     /// Checkpoint directory: config.json plus model.safetensors, sharded
     /// model-*.safetensors with model.safetensors.index.json, or pytorch_model.bin.
@@ -34,7 +36,7 @@ struct Cli {
     #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "f16", value_parser = preset_parser())]
     preset: Preset,
 
-    /// Overwrite OUT.mbin if it exists.
+    /// Overwrite OUT.mbin if it exists (a regular file only, never an input).
     #[arg(short, long)]
     force: bool,
 
@@ -56,9 +58,31 @@ struct Cli {
     quiet: bool,
 }
 
-const AFTER_HELP: &str = "\
+/// The help's closing text; the limits come from the constants that enforce them.
+fn after_help() -> String {
+    let mib = |n: u64| n >> 20;
+    let tokenizer = MAX_TOKENIZER_BYTES.min(MAX_STRING_LEN);
+    format!(
+        "\
+Files: every input must be a regular file (a directory, FIFO, device or socket is
+refused by its kind). Files loaded whole are capped: config.json {} MiB,
+model.safetensors.index.json {} MiB, the tokenizer {} MiB (what an .mbin metadata
+string holds). Weights are memory-mapped, not loaded whole; the CRC-32 of every
+pytorch_model.bin member read is checked.
+
+Output: written to a temporary file beside OUT.mbin (.OUT.mbin.tmpPID) and renamed into
+place when complete; removed on an error and on SIGINT, SIGTERM or SIGHUP. --force
+replaces only a regular file, never a device, FIFO, directory or socket, and never
+one of the conversion's own inputs (also through a hard link or symlink). Temporary
+files of killed runs found beside the output are reported as warnings.
+
 Exit status: 0 on success, 1 on a conversion error (one line `error: ...` on stderr; no
-output file is left behind), 2 on a usage error.";
+output file is left behind), 2 on a usage error.",
+        mib(MAX_CONFIG_BYTES),
+        mib(MAX_INDEX_BYTES),
+        mib(tokenizer),
+    )
+}
 
 fn preset_parser() -> impl TypedValueParser<Value = Preset> {
     let names: Vec<&'static str> = Preset::all().iter().map(|p| p.name()).collect();

@@ -16,7 +16,8 @@ pub struct ConvertOptions {
     pub output: PathBuf,
     /// Tensor types; see [`Preset`].
     pub preset: Preset,
-    /// Overwrite `output` if it exists.
+    /// Overwrite `output` if it exists. Only a regular file is ever replaced, and
+    /// never one of the conversion's inputs (also through a hard link or symlink).
     pub force: bool,
     /// A `tokenizer.json` to embed, overriding one found in the input directory.
     pub tokenizer: Option<PathBuf>,

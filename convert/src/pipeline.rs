@@ -7,10 +7,11 @@
 //! function returns before [`Writer::finish`], and dropping the writer deletes the
 //! temporary file, so a failed conversion leaves nothing behind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mamba_files::{check_output, file_kind, stale_temp_files, FileError};
 use mamba_format::checksum::checksum;
 use mamba_format::{FormatError, MambaConfig, Metadata, TensorSpec, Writer};
 use rayon::prelude::*;
@@ -31,21 +32,47 @@ use crate::tokenizer::load_tokenizer;
 
 /// Converts a checkpoint (or a synthetic model) into one `.mbin` file.
 ///
+/// The output is refused before anything is read when it is not a regular file or
+/// is one of the files the conversion reads. Temporary files that killed runs left
+/// beside it are reported in [`Summary::warnings`].
+///
 /// # Errors
 /// A [`ConvertError`] naming the file and tensor at fault; the output path is then
 /// left as it was (absent, or the old file when it existed).
 pub fn convert(opts: &ConvertOptions) -> Result<Summary, ConvertError> {
     let start = Instant::now();
-    if !opts.force && opts.output.exists() {
-        return Err(ConvertError::OutputExists {
-            path: opts.output.clone(),
-        });
-    }
+    // Before anything is read: the output must be absent, or (with `force`) a regular
+    // file that is none of the files the conversion is known to read. The complete
+    // list (shards named by an index) is checked again once the weights are opened.
+    let named = named_inputs(opts);
+    let named: Vec<&Path> = named.iter().map(PathBuf::as_path).collect();
+    check_output(&opts.output, &named, opts.force)
+        .map_err(|e| ConvertError::output(&opts.output, e))?;
     let job = match &opts.input {
         Input::Dir(dir) => Job::from_dir(dir, opts)?,
         Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts)?,
     };
     job.run(opts, start)
+}
+
+/// The files a conversion reads that are known from the options alone: the
+/// tokenizer, and in a checkpoint directory its config, every weights file name the
+/// converter looks for and its `tokenizer.json`.
+fn named_inputs(opts: &ConvertOptions) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = opts.tokenizer.iter().cloned().collect();
+    if let Input::Dir(dir) = &opts.input {
+        v.extend(
+            [
+                "config.json",
+                "model.safetensors",
+                "model.safetensors.index.json",
+                "pytorch_model.bin",
+                "tokenizer.json",
+            ]
+            .map(|n| dir.join(n)),
+        );
+    }
+    v
 }
 
 /// Where the tensor values come from.
@@ -69,6 +96,8 @@ struct Job {
     metadata: Metadata,
     source_format: &'static str,
     warnings: Vec<String>,
+    /// Every file read, which the output may never replace.
+    inputs: Vec<PathBuf>,
 }
 
 // -----------------------------------------------------------------------------------
@@ -77,23 +106,38 @@ struct Job {
 
 impl Job {
     fn from_dir(dir: &Path, opts: &ConvertOptions) -> Result<Job, ConvertError> {
-        if !dir.is_dir() {
+        let found = match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => None,
+            Ok(m) => Some(format!("it is a {}", file_kind(&m))),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(found) = found {
             return Err(ConvertError::InputNotADirectory {
                 path: dir.to_path_buf(),
+                found,
             });
         }
         let mut warnings = Vec::new();
         let cfg = read_config(dir)?;
         let source = open_weights(dir)?;
+        let tokenizer_path = match &opts.tokenizer {
+            Some(p) => Some(p.clone()),
+            // Anything there is loaded (and refused if it is not a regular file), so a
+            // FIFO or directory named tokenizer.json is reported, not silently skipped.
+            None => Some(dir.join("tokenizer.json")).filter(|p| p.symlink_metadata().is_ok()),
+        };
+        let mut inputs = vec![dir.join("config.json")];
+        inputs.extend(source.files());
+        inputs.extend(tokenizer_path.clone());
+        // Before any tensor data is read: the output is none of these files.
+        let checked: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+        check_output(&opts.output, &checked, opts.force)
+            .map_err(|e| ConvertError::output(&opts.output, e))?;
         let (plan, refs) = plan_checkpoint(&cfg, source.as_ref(), opts.preset)?;
         note_fallbacks(&plan, &mut warnings);
         let tied_lm_head = tied_lm_head(&cfg, source.as_ref(), &mut warnings)?;
         let used: Vec<&SourceRef> = refs.iter().chain(&tied_lm_head).collect();
         note_unused(source.as_ref(), &used, &mut warnings);
-        let tokenizer_path = match &opts.tokenizer {
-            Some(p) => Some(p.clone()),
-            None => Some(dir.join("tokenizer.json")).filter(|p| p.is_file()),
-        };
         let tokenizer = tokenizer_path
             .map(|p| load_tokenizer(&p, cfg.model.vocab_size))
             .transpose()?;
@@ -122,6 +166,7 @@ impl Job {
             metadata,
             source_format,
             warnings,
+            inputs,
         })
     }
 
@@ -155,6 +200,7 @@ impl Job {
             metadata,
             source_format: "synthetic",
             warnings,
+            inputs: opts.tokenizer.iter().cloned().collect(),
         })
     }
 }
@@ -165,9 +211,16 @@ impl Job {
 
 impl Job {
     fn run(self, opts: &ConvertOptions, start: Instant) -> Result<Summary, ConvertError> {
-        let write_err = |source: FormatError| ConvertError::Write {
-            path: opts.output.clone(),
-            source,
+        let write_err = |source: FormatError| match source {
+            // The output became unwritable while converting (replaced by a FIFO, ...):
+            // the same refusal as up front, not an I/O failure.
+            FormatError::File(e) if !matches!(e, FileError::Io { .. }) => {
+                ConvertError::output(&opts.output, e)
+            }
+            source => ConvertError::Write {
+                path: opts.output.clone(),
+                source,
+            },
         };
         let specs: Vec<TensorSpec> = self
             .plan
@@ -180,14 +233,21 @@ impl Job {
             .sum();
         let pb = progress_bar(opts.progress, total);
         let mut warnings = self.warnings;
+        warnings.extend(
+            stale_temp_files(&opts.output)
+                .iter()
+                .map(|p| stale_warning(p)),
+        );
         let warn = |msg: &str| {
             if opts.progress {
                 pb.suspend(|| eprintln!("warning: {msg}"));
             }
         };
         warnings.iter().for_each(|w| warn(w));
+        let inputs: Vec<&Path> = self.inputs.iter().map(PathBuf::as_path).collect();
         let mut writer =
-            Writer::create(&opts.output, &self.metadata, &specs, opts.force).map_err(write_err)?;
+            Writer::create_checked(&opts.output, &inputs, &self.metadata, &specs, opts.force)
+                .map_err(write_err)?;
 
         let n = self.plan.len();
         let mut reports = Vec::with_capacity(n);
@@ -282,6 +342,18 @@ impl Job {
             warnings,
         })
     }
+}
+
+/// The warning for a temporary file that an earlier, killed conversion left beside
+/// the output. It is reported, not removed: this run did not create it.
+fn stale_warning(path: &Path) -> String {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    format!(
+        "{} ({}) is a temporary file left by a conversion that no longer runs; \
+         remove it to free the space",
+        path.display(),
+        crate::report::human_bytes(size)
+    )
 }
 
 /// Reads one checkpoint tensor, refuses NaN/Inf, and applies its transform.

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use mamba_files::limits::MAX_TOKENIZER_BYTES;
+use mamba_files::read_to_string_capped;
 use mamba_format::metadata::MAX_STRING_LEN;
 use serde_json::Value;
 
@@ -22,24 +24,17 @@ pub struct Tokenizer {
 }
 
 /// Reads and checks a `tokenizer.json`: valid JSON, an object with a `model` key, no id
-/// at or beyond `vocab_size` (the model's embedding rows), small enough for a metadata
-/// string.
+/// at or beyond `vocab_size` (the model's embedding rows), a regular file small
+/// enough for a metadata string (64 MiB; [`MAX_TOKENIZER_BYTES`] would allow more).
 pub fn load_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer, ConvertError> {
     let bad = |why: String| ConvertError::BadTokenizer {
         path: path.to_path_buf(),
         why,
     };
-    let read_err = |source| ConvertError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(read_err)?.len();
-    if len > MAX_STRING_LEN {
-        return Err(bad(format!(
-            "{len} bytes, over the {MAX_STRING_LEN}-byte metadata string limit"
-        )));
-    }
-    let json = std::fs::read_to_string(path).map_err(read_err)?;
+    // Regular files only (a FIFO must not hang, /dev/zero must not fill memory), and
+    // never more than a metadata string can hold.
+    let json = read_to_string_capped(path, MAX_TOKENIZER_BYTES.min(MAX_STRING_LEN), "a tokenizer")
+        .map_err(|e| ConvertError::input_file("tokenizer", path, e))?;
     let value: Value =
         serde_json::from_str(&json).map_err(|source| ConvertError::MalformedJson {
             path: path.to_path_buf(),

@@ -9,8 +9,9 @@
 //! [`TorchCheckpoint::open`] memory-maps the file, parses the zip directory and the pickle (with
 //! the non-executing unpickler in `torch/pickle.rs`), and checks every tensor against its storage.
 //! Storage bytes are only touched by [`TorchCheckpoint::read_f32`], one tensor at a time, straight
-//! from the map when the entry is stored uncompressed (as torch writes it). Storage CRCs are not
-//! verified; the pickle's is.
+//! from the map when the entry is stored uncompressed (as torch writes it). Every entry read is
+//! checked against the CRC-32 in the zip directory (stored ones here, compressed ones by the zip
+//! crate's decoder), so flipped bytes in a storage are refused, not converted.
 //!
 //! Format source: `torch/serialization.py` (`_save`, `_load`) and `torch/_utils.py`
 //! (`_rebuild_tensor_v2`) at <https://github.com/pytorch/pytorch/blob/v2.5.0/torch/serialization.py>.
@@ -18,10 +19,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
+use mamba_files::{open_regular, FileError};
 use memmap2::Mmap;
 use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
@@ -229,6 +230,27 @@ pub enum TorchError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// The checkpoint is not a regular file (a directory, FIFO, device, socket).
+    #[error("{source}")]
+    NotRegular {
+        /// The refusal; it names the path and the kind of file.
+        source: FileError,
+    },
+    /// An entry's bytes do not match the CRC-32 that the zip directory records for it.
+    #[error(
+        "entry {entry} of {path} is corrupt: its CRC-32 is {actual:08x}, the zip directory \
+         records {expected:08x}"
+    )]
+    CrcMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The entry name.
+        entry: String,
+        /// CRC-32 from the central directory.
+        expected: u32,
+        /// CRC-32 of the bytes in the file.
+        actual: u32,
     },
     /// The zip structure is invalid (also: a truncated file, or a pre-1.6 non-zip checkpoint).
     #[error("invalid zip archive {path} (entry {entry:?}): {source}")]
@@ -438,6 +460,8 @@ struct Entry {
     compressed_size: usize,
     size: u64,
     stored: bool,
+    /// CRC-32 of the uncompressed bytes, from the central directory.
+    crc32: u32,
 }
 
 /// An open `pytorch_model.bin`: the mapped file plus the parsed and validated tensor index.
@@ -471,7 +495,12 @@ impl TorchCheckpoint {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
+        // Regular files only: mapping a FIFO would block, a device would fail with
+        // "No such device".
+        let file = open_regular(path).map_err(|e| match e {
+            FileError::Io { source, .. } => io(source),
+            other => TorchError::NotRegular { source: other },
+        })?;
         // SAFETY: the map is read-only and only read through bounds-checked slices. It is
         // undefined behaviour only if another process truncates or rewrites the file while it
         // is mapped, the usual caveat of mmap-based loaders, accepted for immutable inputs.
@@ -750,6 +779,7 @@ impl Reader<'_> {
                     compressed_size: compressed as usize,
                     size,
                     stored,
+                    crc32: file.crc32(),
                 })
             })
             .collect()
@@ -768,11 +798,22 @@ impl Reader<'_> {
         self.decompress(entry)
     }
 
-    /// A storage's bytes: borrowed from the map when stored, else decompressed.
+    /// A storage's bytes: borrowed from the map when stored (after checking their CRC-32,
+    /// which the zip crate is bypassed for), else decompressed.
     fn read_entry(&self, entry: &Entry) -> Result<Cow<'_, [u8]>, TorchError> {
         if entry.stored {
             let range = entry.data_start..entry.data_start + entry.compressed_size;
-            Ok(Cow::Borrowed(&self.bytes[range]))
+            let bytes = &self.bytes[range];
+            let actual = crc32fast::hash(bytes);
+            if actual != entry.crc32 {
+                return Err(TorchError::CrcMismatch {
+                    path: self.path.to_owned(),
+                    entry: entry.name.clone(),
+                    expected: entry.crc32,
+                    actual,
+                });
+            }
+            Ok(Cow::Borrowed(bytes))
         } else {
             self.decompress(entry).map(Cow::Owned)
         }

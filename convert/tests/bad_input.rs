@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 use mamba_convert::{convert, ConvertError, ConvertOptions, Input, Preset};
@@ -12,28 +12,6 @@ use safetensors::Dtype;
 use serde_json::Value;
 
 const Q8: Preset = Preset::Uniform(QuantType::Q8_0);
-
-/// A writable copy of a fixture in a fresh temporary directory, plus the output path
-/// (in the same directory, so leftover temporary files would be seen).
-fn scratch(name: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
-    let src = fixture(name)?;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(name);
-    copy_dir(&src, &dir);
-    let out = tmp.path().join("out.mbin");
-    Some((tmp, dir, out))
-}
-
-/// Converts and returns the error, after checking nothing was written.
-fn fails(dir: &Path, out: &Path) -> ConvertError {
-    let err = match convert_dir(dir, out, Q8) {
-        Ok(_) => panic!("conversion of {} unexpectedly succeeded", dir.display()),
-        Err(e) => e,
-    };
-    eprintln!("expected error: {err}");
-    assert_nothing_written(out);
-    err
-}
 
 #[test]
 fn missing_config_json() {

@@ -84,24 +84,29 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
 }
 
 /// Temporary files beside `path` left by processes that no longer exist (killed by a
-/// signal that cannot be caught, or a crash), for the caller to report.
+/// signal that cannot be caught, or a crash), for the caller to report. Both forms
+/// of [`temp_path_for`] are recognised.
 pub fn stale_temp_files(path: &Path) -> Vec<PathBuf> {
-    let Some(name) = path.file_name() else {
-        return Vec::new();
-    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let prefix = format!(".{}.tmp", name.to_string_lossy());
+    // The temporary name without its PID: what every process's name starts with.
+    let own = temp_path_for(path);
+    let own = own.file_name().unwrap_or_default().as_bytes();
+    let pid = std::process::id().to_string();
+    let Some(prefix) = own.strip_suffix(pid.as_bytes()) else {
+        return Vec::new();
+    };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut stale: Vec<PathBuf> = entries
         .flatten()
         .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let pid: u32 = n.strip_prefix(&prefix)?.parse().ok()?;
+            let name = e.file_name();
+            let digits = name.as_bytes().strip_prefix(prefix)?;
+            let pid: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
             let gone = !Path::new(&format!("/proc/{pid}")).exists();
             gone.then(|| e.path())
         })
@@ -121,6 +126,7 @@ pub struct AtomicFile {
     force: bool,
     file: Option<File>,
     registration: Option<Registration>,
+    committed: bool,
 }
 
 impl AtomicFile {
@@ -131,6 +137,9 @@ impl AtomicFile {
     pub fn create(path: &Path, inputs: &[&Path], force: bool) -> Result<AtomicFile, FileError> {
         check_output(path, inputs, force)?;
         let tmp_path = temp_path_for(path);
+        // Registered before it exists, so that no signal can fall between the file
+        // appearing and its registration (unlinking a path not yet there is harmless).
+        let registration = register(&tmp_path);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -139,7 +148,6 @@ impl AtomicFile {
                 "cannot create {}",
                 tmp_path.display()
             )))?;
-        let registration = register(&tmp_path);
         Ok(AtomicFile {
             final_path: path.to_path_buf(),
             tmp_path,
@@ -147,6 +155,7 @@ impl AtomicFile {
             force,
             file: Some(file),
             registration,
+            committed: false,
         })
     }
 
@@ -178,6 +187,7 @@ impl AtomicFile {
             self.tmp_path.display(),
             self.final_path.display()
         )))?;
+        self.committed = true;
         self.registration.take();
         if let Some(dir) = self
             .final_path
@@ -210,7 +220,7 @@ impl Seek for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.registration.is_some() || self.file.is_some() {
+        if !self.committed {
             self.file.take();
             let _ = std::fs::remove_file(&self.tmp_path);
         }
@@ -298,5 +308,12 @@ mod tests {
             .join(format!(".m.mbin.tmp{}", std::process::id()));
         std::fs::write(&live, b"").unwrap();
         assert_eq!(stale_temp_files(&out), vec![stale]);
+        // The shortened form of a long name too.
+        let long = dir.path().join("b".repeat(250));
+        let own = temp_path_for(&long);
+        let own = own.file_name().unwrap().to_string_lossy().into_owned();
+        let dead = own.replace(&format!(".tmp{}", std::process::id()), ".tmp4999999");
+        std::fs::write(dir.path().join(&dead), b"").unwrap();
+        assert_eq!(stale_temp_files(&long), vec![dir.path().join(dead)]);
     }
 }

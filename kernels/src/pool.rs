@@ -19,6 +19,12 @@
 //! never correctness: the split of work into tasks is the caller's, and never
 //! depends on how many threads ran them. A call made while the pool is busy (from
 //! another thread, or from inside a task) runs its tasks on the calling thread.
+//!
+//! A thread that cannot be started (`ulimit -u`, memory): [`Pool::try_new`] and
+//! [`set_threads`] return a [`SpawnError`] and leave none of the pool's threads
+//! running; [`Pool::new`] and the global pool created on first use, which have no
+//! way to report an error, keep the threads that did start (the same results, more
+//! slowly).
 
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -87,10 +93,69 @@ pub struct Pool {
     busy: Mutex<()>,
 }
 
+/// Starting a worker thread failed (the process or user hit its thread limit,
+/// `ulimit -u`, or memory ran out). The threads started before the failure have
+/// been stopped and joined again.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {requested} threads: {source} (after starting {started})")]
+pub struct SpawnError {
+    /// Threads asked for (the caller's included).
+    pub requested: usize,
+    /// Threads that were running when the spawn failed (the caller's included).
+    pub started: usize,
+    /// The operating system's answer.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Starts worker `i` (1-based) running `body`; the seam that lets tests make a
+/// spawn fail.
+type Spawner<'a> =
+    &'a mut dyn FnMut(usize, Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>>;
+
+fn os_spawn(i: usize, body: Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("mamba-worker-{i}"))
+        .spawn(body)
+}
+
 impl Pool {
-    /// A pool that runs regions on `threads` threads: the caller and `threads - 1`
-    /// workers (none for 0 or 1).
+    /// A pool that runs regions on up to `threads` threads: the caller and
+    /// `threads - 1` workers (none for 0 or 1). Never fails: if a worker cannot be
+    /// started, the pool keeps the ones already running (see [`Pool::threads`]),
+    /// since a pool of fewer threads computes the same results, only slower. Use
+    /// [`Pool::try_new`] to treat that as an error.
     pub fn new(threads: usize) -> Pool {
+        Pool::build(threads, &mut os_spawn).0
+    }
+
+    /// A pool of exactly `threads` threads (see [`Pool::new`]).
+    ///
+    /// # Errors
+    /// [`SpawnError`] when a worker cannot be started; the workers already started
+    /// are stopped and joined before it returns, so nothing is left running.
+    pub fn try_new(threads: usize) -> Result<Pool, SpawnError> {
+        Pool::try_build(threads, &mut os_spawn)
+    }
+
+    fn try_build(threads: usize, spawn: Spawner<'_>) -> Result<Pool, SpawnError> {
+        match Pool::build(threads, spawn) {
+            (pool, None) => Ok(pool),
+            (pool, Some(source)) => {
+                let started = pool.threads();
+                drop(pool); // stops and joins the workers started so far
+                Err(SpawnError {
+                    requested: threads.max(1),
+                    started,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Starts workers until `threads - 1` run or one fails to start; returns the
+    /// pool of those that run and the failure, if any.
+    fn build(threads: usize, spawn: Spawner<'_>) -> (Pool, Option<std::io::Error>) {
         let shared = Arc::new(Shared {
             generation: AtomicU64::new(0),
             job: UnsafeCell::new(None),
@@ -103,20 +168,24 @@ impl Pool {
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
         });
-        let workers = (1..threads.max(1))
-            .map(|i| {
-                let s = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("mamba-worker-{i}"))
-                    .spawn(move || worker(&s))
-                    .expect("spawning a kernel worker thread")
-            })
-            .collect();
-        Pool {
+        let mut workers = Vec::new();
+        let mut failure = None;
+        for i in 1..threads.max(1) {
+            let s = Arc::clone(&shared);
+            match spawn(i, Box::new(move || worker(&s))) {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let pool = Pool {
             shared,
             workers,
             busy: Mutex::new(()),
-        }
+        };
+        (pool, failure)
     }
 
     /// Threads that run a region (the caller included).
@@ -241,7 +310,6 @@ fn worker(s: &Shared) {
     }
 }
 
-static THREADS: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL: OnceLock<Pool> = OnceLock::new();
 
 thread_local! {
@@ -249,26 +317,42 @@ thread_local! {
     static CURRENT: Cell<Option<*const Pool>> = const { Cell::new(None) };
 }
 
-/// Sets the global pool's thread count. Effective only before the pool's first
-/// use (the first parallel kernel call); returns whether it took effect. 0 means
-/// the machine's available parallelism.
-pub fn set_threads(threads: usize) -> bool {
-    if GLOBAL.get().is_some() {
-        return false;
+/// Serialises [`set_threads`] calls, so that two of them never both build a pool.
+static SETTING: Mutex<()> = Mutex::new(());
+
+/// Creates the global pool now with `threads` threads (0: the machine's available
+/// parallelism) and returns its thread count. Once the global pool exists (an
+/// earlier call, or a kernel already ran), it is not rebuilt: the call returns the
+/// existing pool's thread count, which the caller may compare with its request.
+///
+/// # Errors
+/// [`SpawnError`] when a thread cannot be started; the global pool is then not
+/// created, and the next call (or the first kernel call) may try again.
+pub fn set_threads(threads: usize) -> Result<usize, SpawnError> {
+    let _one_at_a_time = SETTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = GLOBAL.get() {
+        return Ok(pool.threads());
     }
-    THREADS.store(threads, Ordering::SeqCst);
-    true
+    let pool = Pool::try_new(resolve(threads))?;
+    // A kernel call on another thread may have created the pool meanwhile (first
+    // use without a `set_threads`); then ours is dropped and joined here.
+    let _ = GLOBAL.set(pool);
+    Ok(GLOBAL.get().map_or(1, Pool::threads))
 }
 
-/// The global pool, created on first use.
+fn resolve(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// The global pool, created on first use with the machine's available parallelism
+/// unless [`set_threads`] created it before. Created here, it has as many threads
+/// as could be started ([`Pool::new`]): a kernel call has no way to report an
+/// error, and fewer threads give the same results.
 pub fn global() -> &'static Pool {
-    GLOBAL.get_or_init(|| {
-        let n = match THREADS.load(Ordering::SeqCst) {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        Pool::new(n)
-    })
+    GLOBAL.get_or_init(|| Pool::new(resolve(0)))
 }
 
 /// Runs `f` with `pool` as this thread's pool for the kernels (tests and
@@ -451,6 +535,59 @@ mod tests {
             .all(|(k, &v)| v == k as u32 / 10 + 1));
         assert!(a[100..].iter().all(|&v| v == 0));
         assert!(b.iter().enumerate().all(|(k, &v)| v == k as u64 / 4 + 1));
+    }
+
+    /// A spawner whose `fail_at`-th worker cannot start, counting live workers.
+    fn failing_spawner(
+        fail_at: usize,
+        live: &Arc<AtomicUsize>,
+    ) -> impl FnMut(usize, Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>> {
+        let live = Arc::clone(live);
+        move |i, body| {
+            if i == fail_at {
+                return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+            }
+            let live = Arc::clone(&live);
+            live.fetch_add(1, Ordering::SeqCst);
+            os_spawn(
+                i,
+                Box::new(move || {
+                    body();
+                    live.fetch_sub(1, Ordering::SeqCst);
+                }),
+            )
+        }
+    }
+
+    #[test]
+    fn spawn_failure_is_an_error_and_leaves_no_thread() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let err = Pool::try_build(6, &mut failing_spawner(3, &live))
+            .err()
+            .expect("the third worker fails");
+        assert_eq!((err.requested, err.started), (6, 3));
+        assert!(
+            err.to_string().starts_with("cannot start 6 threads: "),
+            "{err}"
+        );
+        // Dropping the partial pool joined its workers.
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn spawn_failure_falls_back_to_the_threads_started() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let (pool, err) = Pool::build(6, &mut failing_spawner(3, &live));
+        assert!(err.is_some());
+        assert_eq!(pool.threads(), 3);
+        assert_eq!(live.load(Ordering::SeqCst), 2);
+        let hits: Vec<AtomicU32> = (0..100).map(|_| AtomicU32::new(0)).collect();
+        pool.run(100, &|i| {
+            hits[i].fetch_add(1, Ordering::Relaxed);
+        });
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        drop(pool);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
     }
 
     #[test]

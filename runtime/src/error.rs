@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    /// The file could not be opened or mapped.
+    /// The file could not be mapped.
     #[error("{path}: {source}")]
     Io {
         /// File path.
@@ -13,6 +13,10 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// A file was refused (not a regular file, too large, an input given as the
+    /// output) or could not be opened, read or written; the message names the path.
+    #[error(transparent)]
+    File(#[from] mamba_files::FileError),
     /// The file breaks the format (SPEC.md).
     #[error("{path}: {source}")]
     Format {
@@ -58,6 +62,25 @@ pub enum RuntimeError {
     /// A batch call got inputs of the wrong count.
     #[error("batch: {0}")]
     Batch(String),
+    /// The forward pass produced NaN or infinity, first seen in `what` (the token
+    /// embeddings, the output of layer `layer`, or the logits): the model's weights
+    /// are damaged, or the values overflow. The states of the sequences in the call
+    /// are then partly advanced: reset or restore them before reuse.
+    #[error(
+        "{what} holds non-finite values (NaN or infinity) at token {position} of \
+         sequence {sequence}: the model's weights are damaged or overflow"
+    )]
+    NonFinite {
+        /// The first layer whose output (the residual stream) is non-finite; `None`
+        /// for the embeddings or the logits.
+        layer: Option<usize>,
+        /// Where, in words: "the token embeddings", "the output of layer 3", "the logits".
+        what: String,
+        /// The sequence (segment of the call, batch row) it was seen in.
+        sequence: usize,
+        /// The token's position in that sequence (0 for its first token).
+        position: u64,
+    },
     /// The requested device is unavailable or failed.
     #[error("device: {0}")]
     Device(String),

@@ -16,12 +16,16 @@ pub trait Sequence {
     fn feed_prompt(&mut self, tokens: &[u32]) -> Result<()>;
     /// Feeds one sampled token and keeps the next logits.
     fn feed_token(&mut self, token: u32) -> Result<()>;
+    /// Feeds the token left by [`Sequence::record`], if any, so that
+    /// [`Sequence::logits`] follow the whole history.
+    fn feed_pending(&mut self) -> Result<()>;
     /// Logits after the last token fed, `(vocab)`; empty before any.
     fn logits(&self) -> &[f32];
     /// Tokens of the sequence so far.
     fn history(&self) -> &[u32];
-    /// Appends a sampled token to the history without running the model (the
-    /// last token of a generation, whose logits nobody needs).
+    /// Appends a sampled token to the history without running the model yet (the
+    /// last token of a generation, whose logits are needed only if the sequence
+    /// goes on): every later feed, and [`Sequence::feed_pending`], feeds it first.
     fn record(&mut self, token: u32);
 }
 
@@ -41,8 +45,11 @@ pub fn generate(
     let t0 = Instant::now();
     if !prompt.is_empty() {
         seq.feed_prompt(prompt)?;
-    } else if seq.logits().is_empty() {
-        return Err(RuntimeError::EmptyPrompt);
+    } else {
+        seq.feed_pending()?;
+        if seq.logits().is_empty() {
+            return Err(RuntimeError::EmptyPrompt);
+        }
     }
     let mut gen = Generation {
         prompt_tokens: prompt.len(),

@@ -2,7 +2,6 @@
 
 use crate::error::{Result, RuntimeError};
 use memmap2::Mmap;
-use std::fs::File;
 use std::path::Path;
 
 /// Bytes of a model file: a read-only memory map, or an owned 64-byte-aligned copy
@@ -15,18 +14,20 @@ pub enum Storage {
 }
 
 impl Storage {
-    /// Maps `path` read-only.
+    /// Maps `path` read-only. Anything but a regular file (a directory, a FIFO, a
+    /// device) is refused by kind, and the open never blocks
+    /// ([`mamba_files::open_regular`]).
     pub fn map(path: &Path) -> Result<Storage> {
-        let io = |source| RuntimeError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
+        let file = mamba_files::open_regular(path)?;
         // SAFETY: the map is read-only and private to this process. If another
         // process truncates or rewrites the file while it is mapped, reads may fault
         // or see new bytes; like every mmap-based model loader we accept that
-        // (model files are not modified in place; the writer replaces by rename).
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        // (model files are not modified in place; the writer replaces by rename,
+        // and no tool of this workspace writes over one of its inputs).
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| RuntimeError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Storage::Mapped(map))
     }
 

@@ -15,8 +15,9 @@
 //! | `B`       | sequences in a batch                               |
 
 use crate::error::{Result, RuntimeError};
+use crate::finite::{all_finite, check_logits, first_bad_row};
 use crate::loader::Storage;
-use crate::state::State;
+use crate::state::{State, StateShape};
 use mamba_format::arch::{KEY_BOS_ID, KEY_EOS_ID, KEY_TOKENIZER_JSON};
 use mamba_format::{MambaConfig, MbinFile, Metadata, ModelConfig, QuantType, TensorInfo};
 use mamba_kernels::ops::act::add_bias;
@@ -26,7 +27,8 @@ use mamba_kernels::ops::scan::{selective_scan, ScanInputs, ScanParams};
 use mamba_kernels::pool;
 use mamba_kernels::{matmul, WeightView};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where a tensor lives in the file.
 #[derive(Clone, Debug)]
@@ -69,6 +71,8 @@ pub struct Model {
     data_offset: u64,
     tokenizer: Option<crate::tokenizer::Tokenizer>,
     path: String,
+    /// The file it was opened from; `None` when built from bytes.
+    file: Option<PathBuf>,
 }
 
 /// Which logits a forward call returns.
@@ -120,7 +124,9 @@ impl Model {
     /// read (nor checksummed) here; see [`Model::verify`].
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
-        Model::from_storage(Storage::map(path)?, path.display().to_string())
+        let mut model = Model::from_storage(Storage::map(path)?, path.display().to_string())?;
+        model.file = Some(path.to_path_buf());
+        Ok(model)
     }
 
     /// Loads a model from bytes in memory (copied into aligned storage).
@@ -195,6 +201,7 @@ impl Model {
             data_offset: file.header.data_offset,
             tokenizer,
             path,
+            file: None,
             storage,
         };
         model.check_f32_alignment()?;
@@ -231,6 +238,12 @@ impl Model {
                 source,
             }),
         }
+    }
+
+    /// The file the model was opened from (`None` when loaded from bytes): an
+    /// input that outputs, such as saved states, must never replace.
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
 
     /// The hyper-parameters.
@@ -298,6 +311,13 @@ impl Model {
         State::new(&self.config, self.id)
     }
 
+    /// Checks that `state` belongs to this model: its owner id and its shape (every
+    /// layer's conv and SSM sizes), so that a forged or foreign state is an error,
+    /// not a panic in a kernel.
+    pub fn check_state(&self, state: &State) -> Result<()> {
+        state.check_fits(self.id, StateShape::of(&self.config))
+    }
+
     fn view(&self, t: &TRef) -> WeightView<'_> {
         WeightView {
             ty: t.ty,
@@ -343,6 +363,12 @@ impl Model {
     ///
     /// Sequences are independent: projections run on all `T` tokens together (one
     /// pass over each weight matrix), conv and scan per sequence.
+    ///
+    /// Every input (tokens, states) is checked before any state changes. The
+    /// residual stream is checked after the embedding and after every layer, and
+    /// the logits after the head: NaN or infinity stops the call with
+    /// [`RuntimeError::NonFinite`] naming where it first appeared (the states are
+    /// then partly advanced).
     pub fn forward(
         &self,
         segs: &mut [Segment<'_>],
@@ -355,7 +381,7 @@ impl Model {
                 return Err(RuntimeError::EmptyPrompt);
             }
             self.check_tokens(seg.tokens)?;
-            seg.state.check_owner(self.id)?;
+            self.check_state(seg.state)?;
         }
         let c = &self.config;
         let (d, di, n, r) = (c.d_model, c.d_inner, c.d_state, c.dt_rank);
@@ -369,6 +395,15 @@ impl Model {
             .zip(segs.iter().flat_map(|s| s.tokens))
         {
             emb.dequantize_row(tok as usize, row);
+        }
+        if !all_finite(resid) {
+            return Err(non_finite(
+                segs,
+                resid,
+                d,
+                None,
+                "the token embeddings".into(),
+            ));
         }
 
         for (li, l) in self.layers.iter().enumerate() {
@@ -468,20 +503,26 @@ impl Model {
             if let Some(b) = &l.out_bias {
                 add_bias(out, self.f32s(b));
             }
+            // The finiteness check rides on the add, while the rows are in cache.
             let (out, rows) = (&*out, rows_per_task(t_total));
+            let finite = AtomicBool::new(true);
             pool::for_each_chunk(&mut s.resid[..t_total * d], rows * d, |i, rv| {
                 for (rv, o) in rv.iter_mut().zip(&out[i * rows * d..]) {
                     *rv += o;
                 }
+                if !all_finite(rv) {
+                    finite.store(false, Ordering::Relaxed);
+                }
             });
-        }
-        for seg in segs.iter_mut() {
-            seg.state.n_tokens += seg.tokens.len() as u64;
+            if !finite.into_inner() {
+                let what = format!("the output of layer {li}");
+                return Err(non_finite(segs, &s.resid[..t_total * d], d, Some(li), what));
+            }
         }
 
         // ── final norm and logits ─────────────────────────────────────────────
         let rows: Vec<usize> = match want {
-            LogitsWanted::None => return Ok(()),
+            LogitsWanted::None => Vec::new(),
             LogitsWanted::All => (0..t_total).collect(),
             LogitsWanted::Last => segs
                 .iter()
@@ -491,21 +532,58 @@ impl Model {
                 })
                 .collect(),
         };
-        let fin = grow(&mut s.fin, rows.len() * d);
-        for (dst, &row) in fin.chunks_exact_mut(d).zip(&rows) {
-            dst.copy_from_slice(&s.resid[row * d..(row + 1) * d]);
+        if !rows.is_empty() {
+            let fin = grow(&mut s.fin, rows.len() * d);
+            for (dst, &row) in fin.chunks_exact_mut(d).zip(&rows) {
+                dst.copy_from_slice(&s.resid[row * d..(row + 1) * d]);
+            }
+            let normed = grow(&mut s.xn, rows.len() * d);
+            rmsnorm(
+                &s.fin[..rows.len() * d],
+                self.f32s(&self.norm_f),
+                c.rms_norm_eps as f32,
+                normed,
+            );
+            logits.resize(rows.len() * c.vocab_size, 0.0);
+            matmul(&self.view(&self.lm_head), normed, rows.len(), logits);
+            check_logits(logits, c.vocab_size, |bad| locate(segs, rows[bad]))?;
         }
-        let normed = grow(&mut s.xn, rows.len() * d);
-        rmsnorm(
-            &s.fin[..rows.len() * d],
-            self.f32s(&self.norm_f),
-            c.rms_norm_eps as f32,
-            normed,
-        );
-        logits.resize(rows.len() * c.vocab_size, 0.0);
-        matmul(&self.view(&self.lm_head), normed, rows.len(), logits);
+        // Positions advance once the whole call has succeeded.
+        for seg in segs.iter_mut() {
+            seg.state.n_tokens += seg.tokens.len() as u64;
+        }
         Ok(())
     }
+}
+
+/// The error for non-finite values in `resid` (rows of `d`), at its first bad row.
+fn non_finite(
+    segs: &[Segment<'_>],
+    resid: &[f32],
+    d: usize,
+    layer: Option<usize>,
+    what: String,
+) -> RuntimeError {
+    let row = first_bad_row(resid, d).unwrap_or(0);
+    let (sequence, position) = locate(segs, row);
+    RuntimeError::NonFinite {
+        layer,
+        what,
+        sequence,
+        position,
+    }
+}
+
+/// The segment and the position in its sequence of row `row` of a forward call
+/// (positions count from the state's tokens before the call).
+fn locate(segs: &[Segment<'_>], mut row: usize) -> (usize, u64) {
+    for (i, s) in segs.iter().enumerate() {
+        if row < s.tokens.len() {
+            return (i, s.state.n_tokens + row as u64);
+        }
+        row -= s.tokens.len();
+    }
+    (segs.len(), 0)
 }
 
 /// Most channels one task of [`Model::scan_step`] takes (its dt lives on the stack).

@@ -1,23 +1,31 @@
-//! Sessions (one sequence) and batches (several), over a shared [`Model`].
+//! Sessions: one sequence over a shared [`Model`] (several: [`crate::Batch`]).
 
 use crate::error::{Result, RuntimeError};
 use crate::generate::Sequence;
 use crate::model::{LogitsWanted, Model, Scratch, Segment};
 use crate::sampler::Sampler;
-use crate::state::State;
+use crate::snapshot::Snapshot;
+use crate::state::{State, StateShape};
+use std::path::Path;
 
 /// Most tokens of one sequence processed in one forward call during prefill:
 /// bounds the activation buffers (prefill of any length uses O(chunk) memory).
 pub const PREFILL_CHUNK: usize = 512;
 
-/// One sequence being run: its state, scratch buffers and last logits.
+/// One sequence being run: its state, scratch buffers, last logits and history.
+///
+/// The three always describe the same position: the state is changed only through
+/// the session (feeding tokens, [`Session::reset`], [`Session::restore`]), so the
+/// logits sampled next are never those of another position.
 pub struct Session<'m> {
     model: &'m Model,
-    /// The sequence's recurrent state.
-    pub state: State,
+    state: State,
     scratch: Scratch,
-    logits: Vec<f32>,
-    history: Vec<u32>,
+    logits: Vec<f32>,  // (vocab), after the last token fed; empty before any
+    history: Vec<u32>, // every token of the sequence, `pending` included
+    /// The last generated token, recorded in `history` but not fed yet (its logits
+    /// are needed only if the sequence goes on); fed before anything else.
+    pending: Option<u32>,
 }
 
 /// What [`Session::generate`] produced.
@@ -53,6 +61,7 @@ impl<'m> Session<'m> {
             scratch: Scratch::default(),
             logits: Vec::new(),
             history: Vec::new(),
+            pending: None,
         }
     }
 
@@ -61,11 +70,17 @@ impl<'m> Session<'m> {
         self.model
     }
 
+    /// The sequence's recurrent state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
     /// Back to the empty sequence.
     pub fn reset(&mut self) {
         self.state.reset();
         self.logits.clear();
         self.history.clear();
+        self.pending = None;
     }
 
     /// A copy of this session at its current position (forks a prompt cheaply: the
@@ -77,15 +92,62 @@ impl<'m> Session<'m> {
             scratch: Scratch::default(),
             logits: self.logits.clone(),
             history: self.history.clone(),
+            pending: self.pending,
         }
     }
 
-    /// Tokens fed so far (prompt and generated).
+    /// The session's position, to save ([`Snapshot::save_file`]) and resume later
+    /// with [`Session::restore`]. A token recorded by [`Session::generate`] but not
+    /// yet fed is fed first, so the snapshot's logits follow its whole history.
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        self.feed_pending()?;
+        Ok(Snapshot {
+            state: self.state.clone(),
+            history: self.history.clone(),
+            logits: self.logits.clone(),
+        })
+    }
+
+    /// Puts the session exactly where `snap` was taken: state, history and last
+    /// logits, so that generating next gives what it would have given then.
+    /// Nothing changes unless `snap` belongs to this model (owner id and state
+    /// shape), its logits are empty or one vocabulary long, its history holds
+    /// only tokens of the vocabulary, and all its values are finite.
+    ///
+    /// # Errors
+    /// [`RuntimeError::BadState`] saying which check failed.
+    pub fn restore(&mut self, snap: Snapshot) -> Result<()> {
+        let m = self.model;
+        snap.check_for(m.id(), StateShape::of(m.config()), m.vocab_size())?;
+        self.state = snap.state;
+        self.history = snap.history;
+        self.logits = snap.logits;
+        self.pending = None;
+        Ok(())
+    }
+
+    /// Saves the session's position to `path` ([`Session::snapshot`], then
+    /// [`Snapshot::save_file`]; never over the model file, a directory or a
+    /// special file).
+    pub fn save_state(&mut self, path: &Path) -> Result<()> {
+        let inputs: Vec<&Path> = self.model.path().into_iter().collect();
+        self.snapshot()?.save_file(path, &inputs)
+    }
+
+    /// Restores a position saved by [`Session::save_state`] ([`Snapshot::load_file`],
+    /// then [`Session::restore`]).
+    pub fn load_state(&mut self, path: &Path) -> Result<()> {
+        self.restore(Snapshot::load_file(path)?)
+    }
+
+    /// Tokens of the sequence so far (prompt and generated).
     pub fn history(&self) -> &[u32] {
         &self.history
     }
 
-    /// Logits after the last token fed (empty before any).
+    /// Logits after the last token fed (empty before any). After
+    /// [`Session::generate`] the last generated token is in the history but not fed
+    /// until the sequence goes on; [`Session::snapshot`] feeds it.
     pub fn logits(&self) -> &[f32] {
         &self.logits
     }
@@ -96,6 +158,25 @@ impl<'m> Session<'m> {
             return Err(RuntimeError::EmptyPrompt);
         }
         self.model.check_tokens(tokens)?;
+        self.feed_pending()?;
+        self.run_chunks(tokens)?;
+        self.history.extend_from_slice(tokens);
+        Ok(&self.logits)
+    }
+
+    /// Feeds the token recorded but not fed by the last generation, if any.
+    fn feed_pending(&mut self) -> Result<()> {
+        if let Some(t) = self.pending {
+            self.run_chunks(&[t])?;
+            self.pending = None;
+        }
+        Ok(())
+    }
+
+    /// The forward pass over `tokens` (checked, not empty) in chunks, keeping the
+    /// logits after the last. On an error the logits are cleared, so that nothing
+    /// samples from a position the state has left.
+    fn run_chunks(&mut self, tokens: &[u32]) -> Result<()> {
         let n_chunks = tokens.len().div_ceil(PREFILL_CHUNK);
         for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
             let want = if i + 1 == n_chunks {
@@ -107,11 +188,15 @@ impl<'m> Session<'m> {
                 state: &mut self.state,
                 tokens: chunk,
             }];
-            self.model
-                .forward(&mut seg, want, &mut self.scratch, &mut self.logits)?;
+            if let Err(e) = self
+                .model
+                .forward(&mut seg, want, &mut self.scratch, &mut self.logits)
+            {
+                self.logits.clear();
+                return Err(e);
+            }
         }
-        self.history.extend_from_slice(tokens);
-        Ok(&self.logits)
+        Ok(())
     }
 
     /// Feeds one token and returns the next logits.
@@ -126,18 +211,22 @@ impl<'m> Session<'m> {
             return Err(RuntimeError::EmptyPrompt);
         }
         self.model.check_tokens(tokens)?;
+        self.feed_pending()?;
         let mut all = Vec::with_capacity(tokens.len() * self.model.vocab_size());
         for chunk in tokens.chunks(PREFILL_CHUNK) {
             let mut seg = [Segment {
                 state: &mut self.state,
                 tokens: chunk,
             }];
-            self.model.forward(
+            if let Err(e) = self.model.forward(
                 &mut seg,
                 LogitsWanted::All,
                 &mut self.scratch,
                 &mut self.logits,
-            )?;
+            ) {
+                self.logits.clear();
+                return Err(e);
+            }
             all.extend_from_slice(&self.logits);
         }
         let v = self.model.vocab_size();
@@ -170,6 +259,10 @@ impl Sequence for Session<'_> {
         self.step(token).map(|_| ())
     }
 
+    fn feed_pending(&mut self) -> Result<()> {
+        Session::feed_pending(self)
+    }
+
     fn logits(&self) -> &[f32] {
         &self.logits
     }
@@ -180,119 +273,6 @@ impl Sequence for Session<'_> {
 
     fn record(&mut self, token: u32) {
         self.history.push(token);
-    }
-}
-
-/// Several independent sequences advanced together: each weight matrix is read
-/// once per step for the whole batch.
-pub struct Batch<'m> {
-    model: &'m Model,
-    /// One state per sequence.
-    pub states: Vec<State>,
-    scratch: Scratch,
-    logits: Vec<f32>,
-}
-
-impl<'m> Batch<'m> {
-    /// `n` empty sequences.
-    pub fn new(model: &'m Model, n: usize) -> Batch<'m> {
-        Batch {
-            model,
-            states: (0..n).map(|_| model.new_state()).collect(),
-            scratch: Scratch::default(),
-            logits: Vec::new(),
-        }
-    }
-
-    /// Number of sequences.
-    pub fn len(&self) -> usize {
-        self.states.len()
-    }
-
-    /// True for an empty batch.
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
-    }
-
-    /// Feeds each sequence its prompt (lengths may differ); returns the logits after
-    /// each sequence's last token, `(B, vocab)`.
-    pub fn prefill(&mut self, prompts: &[&[u32]]) -> Result<&[f32]> {
-        if prompts.len() != self.states.len() {
-            return Err(RuntimeError::Batch(format!(
-                "{} prompts for {} sequences",
-                prompts.len(),
-                self.states.len()
-            )));
-        }
-        let vocab = self.model.vocab_size();
-        let mut out = vec![0.0f32; prompts.len() * vocab];
-        // Chunk so that each call holds at most PREFILL_CHUNK tokens in all (bounded
-        // activation memory), with whole sequences or pieces of one.
-        let mut pos = vec![0usize; prompts.len()];
-        loop {
-            let mut budget = PREFILL_CHUNK;
-            let mut segs = Vec::new();
-            let mut finishing = Vec::new();
-            for (i, (st, p)) in self.states.iter_mut().zip(prompts).enumerate() {
-                if pos[i] >= p.len() || budget == 0 {
-                    continue;
-                }
-                let take = (p.len() - pos[i]).min(budget);
-                budget -= take;
-                if pos[i] + take == p.len() {
-                    finishing.push((i, segs.len()));
-                }
-                segs.push(Segment {
-                    state: st,
-                    tokens: &p[pos[i]..pos[i] + take],
-                });
-                pos[i] += take;
-            }
-            if segs.is_empty() {
-                break;
-            }
-            self.model.forward(
-                &mut segs,
-                LogitsWanted::Last,
-                &mut self.scratch,
-                &mut self.logits,
-            )?;
-            for (i, s) in finishing {
-                out[i * vocab..(i + 1) * vocab]
-                    .copy_from_slice(&self.logits[s * vocab..(s + 1) * vocab]);
-            }
-        }
-        if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
-            return Err(RuntimeError::Batch(format!("prompt {i} is empty")));
-        }
-        self.logits = out;
-        Ok(&self.logits)
-    }
-
-    /// Feeds one token to every sequence; returns `(B, vocab)` logits.
-    pub fn step(&mut self, tokens: &[u32]) -> Result<&[f32]> {
-        if tokens.len() != self.states.len() {
-            return Err(RuntimeError::Batch(format!(
-                "{} tokens for {} sequences",
-                tokens.len(),
-                self.states.len()
-            )));
-        }
-        let mut segs: Vec<Segment<'_>> = self
-            .states
-            .iter_mut()
-            .zip(tokens)
-            .map(|(st, t)| Segment {
-                state: st,
-                tokens: std::slice::from_ref(t),
-            })
-            .collect();
-        self.model.forward(
-            &mut segs,
-            LogitsWanted::Last,
-            &mut self.scratch,
-            &mut self.logits,
-        )?;
-        Ok(&self.logits)
+        self.pending = Some(token);
     }
 }

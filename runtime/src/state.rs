@@ -1,38 +1,107 @@
 //! One sequence's recurrent state: what Mamba carries instead of a KV cache.
 
 use crate::error::{Result, RuntimeError};
+use crate::finite::first_bad;
 use mamba_format::MambaConfig;
 
-/// Magic of a saved state.
-const STATE_MAGIC: &[u8; 8] = b"MSTATE01";
+/// The dimensions of a [`State`]; two models' states are interchangeable only when
+/// these match (and the owner id, which [`crate::Model::check_state`] checks too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateShape {
+    /// Layers.
+    pub n_layer: usize,
+    /// Channels per layer (`d_inner`).
+    pub d_inner: usize,
+    /// Conv inputs kept per channel (`d_conv - 1`).
+    pub conv_width: usize,
+    /// SSM state per channel (`d_state`).
+    pub d_state: usize,
+}
+
+impl StateShape {
+    /// The state shape of a model with `config`.
+    pub fn of(config: &MambaConfig) -> StateShape {
+        StateShape {
+            n_layer: config.n_layer,
+            d_inner: config.d_inner,
+            // d_conv >= 1 in every loaded model (the format checks dims > 0).
+            conv_width: config.d_conv.saturating_sub(1),
+            d_state: config.d_state,
+        }
+    }
+
+    /// Conv values per layer, `d_inner × conv_width`.
+    pub fn conv_per_layer(&self) -> usize {
+        self.d_inner * self.conv_width
+    }
+
+    /// SSM values per layer, `d_inner × d_state`.
+    pub fn ssm_per_layer(&self) -> usize {
+        self.d_inner * self.d_state
+    }
+}
+
+impl std::fmt::Display for StateShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} layers × {} channels, conv {}, d_state {}",
+            self.n_layer, self.d_inner, self.conv_width, self.d_state
+        )
+    }
+}
 
 /// The recurrent state of one sequence, fp32:
 /// `conv: (n_layer, d_inner, d_conv - 1)`, the last inputs of each conv channel,
 /// oldest first; `ssm: (n_layer, d_inner, d_state)`, the SSM hidden state `h`.
 ///
 /// Its size does not depend on the sequence length. Cloning forks a sequence.
+/// States come from [`crate::Model::new_state`] or a saved [`crate::Snapshot`];
+/// the forward pass refuses a state of another model, by owner id and by shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
-    conv: Vec<f32>,
-    ssm: Vec<f32>,
-    conv_per_layer: usize,
-    ssm_per_layer: usize,
+    conv: Vec<f32>, // (n_layer, d_inner, d_conv - 1)
+    ssm: Vec<f32>,  // (n_layer, d_inner, d_state)
+    shape: StateShape,
     /// Tokens consumed so far.
     pub n_tokens: u64,
     model_id: u64,
 }
 
 impl State {
-    /// A zero state for a model with `config`, owned by the model with id `model_id`.
-    pub fn new(config: &MambaConfig, model_id: u64) -> State {
-        let conv_per_layer = config.d_inner * (config.d_conv - 1);
-        let ssm_per_layer = config.d_inner * config.d_state;
+    /// A zero state for a model with `config`, owned by the model with id
+    /// `model_id`. Crate-private: a public constructor could pair one model's id
+    /// with another's shapes.
+    pub(crate) fn new(config: &MambaConfig, model_id: u64) -> State {
+        State::zeroed(StateShape::of(config), model_id)
+    }
+
+    /// A zero state of `shape` owned by `model_id`.
+    pub(crate) fn zeroed(shape: StateShape, model_id: u64) -> State {
         State {
-            conv: vec![0.0; conv_per_layer * config.n_layer],
-            ssm: vec![0.0; ssm_per_layer * config.n_layer],
-            conv_per_layer,
-            ssm_per_layer,
+            conv: vec![0.0; shape.conv_per_layer() * shape.n_layer],
+            ssm: vec![0.0; shape.ssm_per_layer() * shape.n_layer],
+            shape,
             n_tokens: 0,
+            model_id,
+        }
+    }
+
+    /// A state from its parts (a parsed snapshot); the lengths must match `shape`.
+    pub(crate) fn from_parts(
+        shape: StateShape,
+        model_id: u64,
+        n_tokens: u64,
+        conv: Vec<f32>,
+        ssm: Vec<f32>,
+    ) -> State {
+        assert_eq!(conv.len(), shape.conv_per_layer() * shape.n_layer);
+        assert_eq!(ssm.len(), shape.ssm_per_layer() * shape.n_layer);
+        State {
+            conv,
+            ssm,
+            shape,
+            n_tokens,
             model_id,
         }
     }
@@ -44,14 +113,32 @@ impl State {
         self.n_tokens = 0;
     }
 
+    /// The dimensions.
+    pub fn shape(&self) -> StateShape {
+        self.shape
+    }
+
+    /// The id of the model this state belongs to ([`crate::Model::id`]).
+    pub fn model_id(&self) -> u64 {
+        self.model_id
+    }
+
     /// Layer `l`'s conv state `(d_inner, d_conv - 1)`.
+    ///
+    /// # Panics
+    /// When `l` is not below the number of layers.
     pub fn conv_mut(&mut self, l: usize) -> &mut [f32] {
-        &mut self.conv[l * self.conv_per_layer..(l + 1) * self.conv_per_layer]
+        let n = self.shape.conv_per_layer();
+        &mut self.conv[l * n..(l + 1) * n]
     }
 
     /// Layer `l`'s SSM state `(d_inner, d_state)`.
+    ///
+    /// # Panics
+    /// When `l` is not below the number of layers.
     pub fn ssm_mut(&mut self, l: usize) -> &mut [f32] {
-        &mut self.ssm[l * self.ssm_per_layer..(l + 1) * self.ssm_per_layer]
+        let n = self.shape.ssm_per_layer();
+        &mut self.ssm[l * n..(l + 1) * n]
     }
 
     /// All conv states `(n_layer, d_inner, d_conv - 1)`.
@@ -69,92 +156,39 @@ impl State {
         (self.conv.len() + self.ssm.len()) * 4
     }
 
-    pub(crate) fn check_owner(&self, model_id: u64) -> Result<()> {
-        if self.model_id == model_id {
-            Ok(())
-        } else {
-            Err(RuntimeError::BadState(format!(
+    /// Checks that this state can run on the model with id `model_id` and state
+    /// shape `shape`.
+    pub(crate) fn check_fits(&self, model_id: u64, shape: StateShape) -> Result<()> {
+        if self.model_id != model_id {
+            return Err(RuntimeError::BadState(format!(
                 "it belongs to model {:#018x}, not this model ({model_id:#018x})",
                 self.model_id
-            )))
+            )));
         }
-    }
-
-    /// Serialises the state: magic, model id, token count, lengths, values, checksum.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48 + self.size_bytes());
-        out.extend_from_slice(STATE_MAGIC);
-        for v in [
-            self.model_id,
-            self.n_tokens,
-            self.conv.len() as u64,
-            self.ssm.len() as u64,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
+        if self.shape != shape {
+            return Err(RuntimeError::BadState(format!(
+                "its shape ({}) is not this model's ({shape})",
+                self.shape
+            )));
         }
-        for v in self.conv.iter().chain(&self.ssm) {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        let sum = mamba_format::checksum::checksum(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        out
-    }
-
-    /// Restores a state saved by [`State::to_bytes`] into `self`, which must belong to
-    /// the same model (its shape and owner are checked, and the checksum).
-    pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        let bad = |why: String| RuntimeError::BadState(why);
-        if bytes.len() < 48 || &bytes[..8] != STATE_MAGIC {
-            return Err(bad(
-                "not a saved Mamba state (bad magic or too short)".into()
-            ));
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - 8);
-        if mamba_format::checksum::checksum(body)
-            != u64::from_le_bytes(sum.try_into().expect("8 bytes"))
-        {
-            return Err(bad("checksum mismatch (damaged or truncated)".into()));
-        }
-        let u =
-            |i: usize| u64::from_le_bytes(body[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
-        let (model_id, n_tokens, n_conv, n_ssm) = (u(0), u(1), u(2), u(3));
-        self.check_owner(model_id)?;
-        if n_conv != self.conv.len() as u64
-            || n_ssm != self.ssm.len() as u64
-            || body.len() as u64 != 40 + 4 * (n_conv + n_ssm)
-        {
-            return Err(bad("state sizes do not match this model".into()));
-        }
-        let vals = body[40..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        for (dst, v) in self.conv.iter_mut().chain(self.ssm.iter_mut()).zip(vals) {
-            *dst = v;
-        }
-        self.n_tokens = n_tokens;
         Ok(())
     }
 
-    /// Writes the state to a file (atomically: temp file + rename).
-    pub fn save_file(&self, path: &std::path::Path) -> Result<()> {
-        let io = |source| RuntimeError::Io {
-            path: path.display().to_string(),
-            source,
+    /// Checks that every value is finite, naming the first one that is not.
+    pub(crate) fn check_finite(&self) -> Result<()> {
+        let bad = |what: &str, per_layer: usize, (i, v): (usize, f32)| {
+            RuntimeError::BadState(format!(
+                "the {what} state of layer {} holds a non-finite value ({v}) at index {}",
+                i / per_layer,
+                i % per_layer
+            ))
         };
-        let tmp = path.with_extension("tmp-state");
-        std::fs::write(&tmp, self.to_bytes()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
-    }
-
-    /// Restores from a file written by [`State::save_file`].
-    pub fn load_file(&mut self, path: &std::path::Path) -> Result<()> {
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        self.restore(&bytes)
+        if let Some(b) = first_bad(&self.conv) {
+            return Err(bad("conv", self.shape.conv_per_layer().max(1), b));
+        }
+        if let Some(b) = first_bad(&self.ssm) {
+            return Err(bad("SSM", self.shape.ssm_per_layer().max(1), b));
+        }
+        Ok(())
     }
 }

@@ -157,7 +157,7 @@ fn gpu_session_matches_cpu_for_every_weight_type() {
                 assert!(e <= TOL, "{what}: step error {e:e}");
             }
             // The states agree too.
-            let (gs, cs) = (g.state().unwrap(), cpu.state.clone());
+            let (gs, cs) = (g.state().unwrap(), cpu.state().clone());
             assert_eq!(gs.n_tokens, cs.n_tokens);
             let e = rel_err(gs.ssm(), cs.ssm()).max(rel_err(gs.conv(), cs.conv()));
             assert!(e <= TOL, "{what}: state error {e:e}");
@@ -210,7 +210,7 @@ fn cpu_state_continues_on_the_gpu() {
     let mut cpu = Session::new(&model);
     cpu.prefill(&prompt).unwrap();
     let mut g = GpuSession::new(&gpu).unwrap();
-    g.set_state(&cpu.state).unwrap();
+    g.set_state(cpu.state()).unwrap();
     let e = rel_err(g.step(11).unwrap(), cpu.step(11).unwrap());
     assert!(e <= TOL, "step after a state handed over: error {e:e}");
     // A state of another model is refused.
@@ -219,6 +219,40 @@ fn cpu_state_continues_on_the_gpu() {
         g.set_state(&other.new_state()),
         Err(RuntimeError::BadState(_))
     ));
+}
+
+#[test]
+fn a_cpu_snapshot_resumes_exactly_on_the_gpu() {
+    let Some(dev) = setup() else { return };
+    let model = random_model(QuantType::Q8_0, 0, 12);
+    let gpu = GpuModel::upload(&model, dev).unwrap();
+    let prompt = tokens(25, model.vocab_size(), 4);
+    let mut cpu = Session::new(&model);
+    cpu.prefill(&prompt).unwrap();
+    let snap = cpu.snapshot().unwrap();
+    let mut g = GpuSession::new(&gpu).unwrap();
+    g.prefill(&[1, 2]).unwrap();
+    g.restore(snap.clone()).unwrap();
+    // The restored logits are the ones sampled next, exactly.
+    assert_eq!(g.logits(), cpu.logits());
+    assert_eq!(g.history(), &prompt[..]);
+    let e = rel_err(g.step(11).unwrap(), cpu.step(11).unwrap());
+    assert!(e <= TOL, "step after a restored snapshot: error {e:e}");
+    // And back: the GPU's snapshot restores on the CPU.
+    let mut back = Session::new(&model);
+    back.restore(g.snapshot().unwrap()).unwrap();
+    let e = rel_err(back.step(5).unwrap(), cpu.step(5).unwrap());
+    assert!(e <= TOL, "step after a GPU snapshot: error {e:e}");
+    // A snapshot of another model is refused, and changes nothing.
+    let other = random_model(QuantType::F32, 1, 13);
+    let mut o = Session::new(&other);
+    o.prefill(&[1, 2]).unwrap();
+    let before = g.snapshot().unwrap();
+    assert!(matches!(
+        g.restore(o.snapshot().unwrap()),
+        Err(RuntimeError::BadState(_))
+    ));
+    assert_eq!(g.snapshot().unwrap(), before);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Session, state and error behaviour on the tiny shared fixture.
 
-use mamba_runtime::{Batch, GenerateOptions, Model, RuntimeError, Sampler, SamplerParams, Session};
+use mamba_runtime::{
+    Batch, GenerateOptions, Model, RuntimeError, Sampler, SamplerParams, Session, Snapshot,
+};
 
 use mamba_testkit::shared_dir as shared;
 
@@ -39,7 +41,7 @@ fn step_after_prefill_equals_prefill_of_longer_sequence() {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f32, f32::max);
     assert!(diff < 1e-5, "{diff}");
-    assert_eq!(a.state.n_tokens, PROMPT.len() as u64);
+    assert_eq!(a.state().n_tokens, PROMPT.len() as u64);
 }
 
 #[test]
@@ -52,8 +54,8 @@ fn fork_and_reset() {
     let lb = b.step(9).unwrap().to_vec();
     assert_eq!(la, lb, "a fork continues exactly like the original");
     a.reset();
-    assert_eq!(a.state.n_tokens, 0);
-    assert!(a.state.ssm().iter().all(|&v| v == 0.0));
+    assert_eq!(a.state().n_tokens, 0);
+    assert!(a.state().ssm().iter().all(|&v| v == 0.0));
     let fresh = Session::new(&m).prefill(&PROMPT[..4]).unwrap().to_vec();
     assert_eq!(a.prefill(&PROMPT[..4]).unwrap(), &fresh[..]);
 }
@@ -64,26 +66,26 @@ fn save_and_restore_state() {
     let mut a = Session::new(&m);
     a.prefill(&PROMPT[..6]).unwrap();
     let path = tmp.path().join("state.bin");
-    a.state.save_file(&path).unwrap();
+    a.save_state(&path).unwrap();
     let want = a.step(11).unwrap().to_vec();
     let mut b = Session::new(&m);
-    b.state.load_file(&path).unwrap();
-    assert_eq!(b.state.n_tokens, 6);
+    b.load_state(&path).unwrap();
+    assert_eq!(b.state().n_tokens, 6);
     assert_eq!(b.step(11).unwrap(), &want[..]);
     // Damaged, truncated and foreign states are refused.
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     assert!(matches!(
-        b.state.restore(&bytes),
+        Snapshot::from_bytes(&bytes),
         Err(RuntimeError::BadState(_))
     ));
     assert!(matches!(
-        b.state.restore(&bytes[..100]),
+        Snapshot::from_bytes(&bytes[..100]),
         Err(RuntimeError::BadState(_))
     ));
     assert!(matches!(
-        b.state.restore(b"garbage"),
+        Snapshot::from_bytes(b"garbage"),
         Err(RuntimeError::BadState(_))
     ));
     let Some((other, _t2)) = tiny("q8_0") else {
@@ -91,13 +93,13 @@ fn save_and_restore_state() {
     };
     let mut c = Session::new(&other);
     assert!(matches!(
-        c.state.load_file(&path),
+        c.load_state(&path),
         Err(RuntimeError::BadState(_))
     ));
     // A state of one model cannot be run on another.
-    let mut foreign = Session::new(&other);
-    foreign.state = a.state.clone();
-    assert!(matches!(foreign.step(1), Err(RuntimeError::BadState(_))));
+    let mut foreign = Batch::new(&other, 1);
+    foreign.states[0] = a.state().clone();
+    assert!(matches!(foreign.step(&[1]), Err(RuntimeError::BadState(_))));
 }
 
 #[test]
@@ -117,7 +119,8 @@ fn typed_errors_not_panics() {
         Err(RuntimeError::TokenOutOfRange { .. })
     ));
     assert_eq!(
-        s.state.n_tokens, 0,
+        s.state().n_tokens,
+        0,
         "a rejected call leaves the state untouched"
     );
     let mut sampler = Sampler::new(SamplerParams::greedy()).unwrap();
@@ -137,7 +140,7 @@ fn typed_errors_not_panics() {
     ));
     assert!(matches!(
         Model::open("/nonexistent/model.mbin"),
-        Err(RuntimeError::Io { .. })
+        Err(RuntimeError::File(_))
     ));
     assert!(matches!(
         Model::from_bytes(b"not a model"),

@@ -65,17 +65,11 @@ pub struct BenchArgs {
     /// Generated tokens per sequence (tg test), >= 0; 0 skips the tg test.
     #[arg(short = 'n', long = "n-gen", value_name = "N", default_value_t = 128)]
     pub n_gen: usize,
-    /// Batch sizes (sequences run together), comma separated, each >= 1; several
-    /// values run a batch sweep. [default: 1; with --sweep: 1,2,4,8,16,32]
-    #[arg(
-        short = 'b',
-        long = "batch",
-        value_name = "B,B,...",
-        value_delimiter = ','
-    )]
-    pub batch: Option<Vec<usize>>,
-    /// CPU threads, >= 1. [default: one per physical core]
-    #[arg(short = 't', long, value_name = "N")]
+    /// Batch sizes (sequences run together), comma separated (no empty items), each at
+    /// least 1; several values run a batch sweep. [default: 1; with --sweep: 1,2,4,8,16,32]
+    #[arg(short = 'b', long = "batch", value_name = "B,B,...")]
+    pub batch: Option<cli::List<usize>>,
+    #[arg(short = 't', long, value_name = "N", help = cli::THREADS_HELP, value_parser = cli::parse_threads)]
     pub threads: Option<usize>,
     /// Repetitions of each test, >= 1.
     #[arg(
@@ -95,7 +89,9 @@ pub struct BenchArgs {
     /// peak memory per batch size).
     #[arg(long)]
     pub sweep: bool,
-    /// Write an SVG plot of a sweep (time and peak memory against batch size).
+    /// Write an SVG plot of a sweep (time and peak memory against batch size): written
+    /// to a temporary file beside FILE and renamed into place, replacing a regular
+    /// file; never the model or a non-regular file (checked before the benchmark).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Measure each sweep point in a child process (exact per-batch peak RSS).
@@ -345,7 +341,7 @@ fn sweep_point(
         tp.push(a);
         td.push(d);
         tot.push(a + d);
-        tps.push((b * (p + n)) as f64 / (a + d));
+        tps.push(b as f64 * (p as f64 + n as f64) / (a + d));
         progress.inc(1);
     }
     let mut row = setup.row(b, format!("pp{p}+tg{n}"), p, n, &tps);
@@ -357,11 +353,11 @@ fn sweep_point(
         decode_s,
         total_s,
         total_s_stddev,
-        pp_tokens_per_s: (b * p) as f64 / prompt_s,
+        pp_tokens_per_s: b as f64 * p as f64 / prompt_s,
         tg_tokens_per_s: if n == 0 {
             0.0
         } else {
-            (b * n) as f64 / decode_s
+            b as f64 * n as f64 / decode_s
         },
         peak_rss_method: method.into(),
     });
@@ -535,16 +531,61 @@ fn file_name(path: &Path) -> String {
     )
 }
 
+/// Host memory that `b` sequences with prompts of `p` tokens need at most, in
+/// bytes, in any test: the prompts, the states, the logits (a few `(B, vocab)`
+/// copies) and the activations of one forward call (at most `PREFILL_CHUNK`
+/// tokens in prefill, `B` in a decode step). Errors when a size overflows.
+pub fn memory_needed(
+    config: &mamba_format::MambaConfig,
+    state_bytes: u64,
+    b: usize,
+    p: usize,
+) -> Result<u64> {
+    use crate::mem::{mul, sum};
+    let (b, p) = (b as u64, p.max(1) as u64);
+    let c = |v: usize| v as u64;
+    let per_token = 4
+        * (4 * c(config.d_model)
+            + 8 * c(config.d_inner)
+            + 2 * c(config.dt_rank)
+            + 2 * c(config.d_state));
+    let chunk = c(mamba_runtime::session::PREFILL_CHUNK);
+    let tokens = mul(b, p, "batch × prompt tokens")?;
+    let forward_tokens = tokens.min(chunk).max(b);
+    sum(
+        &[
+            mul(tokens, 4, "the prompts")?,
+            mul(b, 64, "the batch")?,
+            mul(b, state_bytes, "the states")?,
+            mul(
+                mul(b, 4 * 4, "the logits")?,
+                c(config.vocab_size),
+                "the logits",
+            )?,
+            mul(forward_tokens, per_token, "the activations")?,
+        ],
+        "the benchmark",
+    )
+}
+
+/// Refuses a batch size and prompt length whose buffers cannot fit in memory.
+fn ensure_memory(model: &Model, b: usize, p: usize) -> Result<()> {
+    let state = model.new_state().size_bytes() as u64;
+    let needed = memory_needed(model.config(), state, b, p)
+        .with_context(|| format!("batch size {b} with {p}-token prompts"))?;
+    crate::mem::ensure_fits(needed, &format!("batch size {b} with {p}-token prompts"))
+}
+
 /// Runs `mamba-bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let gpu_index = crate::device::gpu_index(args.device)?;
     ensure!(args.repetitions >= 1, "-r/--repetitions must be at least 1");
     let sweep = args.sweep
-        || args.batch.as_ref().is_some_and(|b| b.len() > 1)
+        || args.batch.as_ref().is_some_and(|b| b.0.len() > 1)
         || args.single_batch.is_some();
     let batches: Vec<usize> = match (&args.batch, args.single_batch) {
         (_, Some(b)) => vec![b],
-        (Some(b), _) => b.clone(),
+        (Some(b), _) => b.0.clone(),
         (None, _) if args.sweep => DEFAULT_SWEEP.to_vec(),
         (None, _) => vec![1],
     };
@@ -559,7 +600,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     } else {
         ensure!(
-            args.n_prompt + args.n_gen > 0,
+            args.n_prompt > 0 || args.n_gen > 0,
             "nothing to measure: -p and -n are both 0"
         );
         ensure!(
@@ -567,8 +608,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "--plot needs a batch sweep (several -b values, or --sweep)"
         );
     }
-    let threads = cli::set_threads(args.threads);
+    // Checked before the benchmark so that a bad path fails at once, and never the
+    // model (writing there would destroy the file the weights are mapped from).
+    if let Some(path) = &args.plot {
+        mamba_files::check_output(path, &[&args.model], true).context("--plot")?;
+    }
+    let threads = cli::set_threads(args.threads)?;
     let model = Model::open(&args.model).context("cannot load the model")?;
+    for &b in &batches {
+        ensure_memory(&model, b, args.n_prompt)?;
+    }
     let setup = Setup {
         model: file_name(&args.model),
         ty: model
@@ -608,7 +657,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if sweep {
         let in_process = !args.isolate && rss::reset_peak_rss();
         let pb = progress_bar(if in_process {
-            (batches.len() * args.repetitions) as u64
+            batches.len().saturating_mul(args.repetitions) as u64
         } else {
             batches.len() as u64
         });
@@ -638,7 +687,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .into_iter()
             .filter(|t| t.1 > 0)
             .collect();
-        let pb = progress_bar((tests.len() * args.repetitions) as u64);
+        let pb = progress_bar(tests.len().saturating_mul(args.repetitions) as u64);
         for (is_pp, len) in tests {
             let name = format!("{}{len}", if is_pp { "pp" } else { "tg" });
             pb.set_message(format!("{name}, batch {b}"));
@@ -649,7 +698,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 } else {
                     time_tg(engine, b, len)?
                 };
-                tps.push((b * len) as f64 / secs);
+                tps.push(b as f64 * len as f64 / secs);
                 pb.inc(1);
             }
             let (n_prompt, n_gen) = if is_pp { (len, 0) } else { (0, len) };
@@ -680,8 +729,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.plot {
-        std::fs::write(path, sweep_plot(&rows).to_svg())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut file =
+            mamba_files::AtomicFile::create(path, &[&args.model], true).context("--plot")?;
+        std::io::Write::write_all(&mut file, sweep_plot(&rows).to_svg().as_bytes())
+            .with_context(|| format!("cannot write {}", file.tmp_path().display()))?;
+        file.commit().context("--plot")?;
         eprintln!("plot written to {}", path.display());
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Shared command-line plumbing of the tools: argument parsing with one-line usage
 //! errors, and turning an error into one `error: ...` line and exit code 1.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Parses the command line. `--help`/`--version` print and exit 0; a usage error
@@ -72,15 +73,118 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Sets the kernel thread count (0 or `None`: one per physical core) and returns
-/// the number in use.
-pub fn set_threads(threads: Option<usize>) -> usize {
+/// Help text of every tool's `-t/--threads` flag.
+pub const THREADS_HELP: &str =
+    "CPU threads, 0 to 4 × the logical CPUs; 0 = one per physical core. \
+[default: one per physical core]";
+
+/// The most threads `-t` accepts: 4 × the logical CPUs. More only adds switching
+/// and memory, and a few hundred thousand (`-t 100000`) take minutes to start.
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `-t/--threads` value parser: a count in `[0, max_threads()]` (0: one per
+/// physical core), refused above as a usage error.
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a thread count"))?;
+    let max = max_threads();
+    if n > max {
+        return Err(format!(
+            "{n} threads is more than the {max} allowed (4 × {} logical CPUs)",
+            max / 4
+        ));
+    }
+    Ok(n)
+}
+
+/// Starts the kernel threads (0 or `None`: one per physical core) and returns the
+/// number in use.
+///
+/// # Errors
+/// A thread cannot be started (`ulimit -u`, memory): `cannot start N threads: ...`.
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
     let n = match threads {
         Some(n) if n > 0 => n,
         _ => mamba_runtime::physical_cores(),
     };
-    mamba_runtime::set_threads(n);
-    n
+    Ok(mamba_runtime::set_threads(n)?)
+}
+
+/// Parses a comma-separated list (`-b 1,2,4`, `--prompt-ids 5,6,7`) the same way in
+/// every tool: items may have spaces around them, but an empty item (`1,,2`, a
+/// leading or trailing comma, an empty or blank list) is refused, as is an item
+/// that does not parse.
+pub fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
+    s.split(',')
+        .enumerate()
+        .map(|(i, item)| {
+            let item = item.trim();
+            if item.is_empty() {
+                return Err(format!("item {} of '{s}' is empty", i + 1));
+            }
+            item.parse()
+                .map_err(|_| format!("item {} of '{s}' ('{item}') is not valid", i + 1))
+        })
+        .collect()
+}
+
+/// A comma-separated list flag's value, parsed by [`parse_list`] (a type of its
+/// own so that clap takes the whole list as one value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct List<T>(pub Vec<T>);
+
+impl<T: std::str::FromStr> std::str::FromStr for List<T> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_list(s).map(List)
+    }
+}
+
+/// `bytes` in the largest binary unit that keeps a number ≥ 1 (`"1.50 GiB"`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.2} {}", UNITS[unit])
+    }
+}
+
+/// The most bytes a text or token-id file given to a tool may have
+/// ([`mamba_files::limits::MAX_TEXT_BYTES`], 1 GiB); larger ones are refused
+/// before they are read.
+pub const MAX_TEXT_BYTES: u64 = mamba_files::limits::MAX_TEXT_BYTES;
+
+/// Reads a text file loaded whole (a prompt, a corpus, an ids file): a regular file
+/// only (a FIFO or device is refused without blocking), at most [`MAX_TEXT_BYTES`],
+/// UTF-8. Before reading, the memory its processing takes (`bytes_per_byte` × its
+/// size) is checked against what is available.
+///
+/// # Errors
+/// Not a regular file, too large, not enough memory, unreadable or not UTF-8; the
+/// message names the path.
+pub fn read_text(path: &Path, what: &'static str, bytes_per_byte: u64) -> anyhow::Result<String> {
+    let size = crate::mem::file_size(path);
+    // Over the limit, the read below refuses it with that reason.
+    if size <= MAX_TEXT_BYTES {
+        let needed = crate::mem::mul(size, bytes_per_byte, what)?;
+        crate::mem::ensure_fits(needed, &format!("{what} {}", path.display()))?;
+    }
+    Ok(mamba_files::read_to_string_capped(
+        path,
+        MAX_TEXT_BYTES,
+        what,
+    )?)
 }
 
 /// `bytes` as MiB with two decimals (`"55.79 MiB"`).
@@ -105,6 +209,35 @@ mod tests {
             clap_one_line(r),
             "error: the following required arguments were not provided: <MODEL> (see --help)"
         );
+    }
+
+    #[test]
+    fn lists_refuse_empty_items() {
+        assert_eq!(parse_list::<u32>("1,2, 3 ").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_list::<u32>("7").unwrap(), vec![7]);
+        for bad in ["", " ", "1,,2", "1, ,2", ",1", "1,", "1,x", "-1", "1 2"] {
+            let e = parse_list::<u32>(bad).unwrap_err();
+            assert!(e.contains("item"), "{bad}: {e}");
+        }
+        assert!(parse_list::<u32>("1,,2").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn threads_are_bounded() {
+        assert_eq!(parse_threads("0").unwrap(), 0);
+        assert_eq!(parse_threads("1").unwrap(), 1);
+        let max = max_threads();
+        assert_eq!(parse_threads(&max.to_string()).unwrap(), max);
+        let e = parse_threads(&(max + 1).to_string()).unwrap_err();
+        assert!(e.contains("4 ×"), "{e}");
+        assert!(parse_threads("-1").is_err());
+    }
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 29), "1.50 GiB");
+        assert!(human_bytes(u64::MAX).ends_with("EiB"));
     }
 
     #[test]

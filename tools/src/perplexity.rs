@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 pub struct PplArgs {
     /// Model file (.mbin).
     pub model: PathBuf,
-    /// Text file (UTF-8), tokenized with the embedded tokenizer, no BOS.
+    /// Text file (UTF-8, a regular file of at most 1 GiB), tokenized with the
+    /// embedded tokenizer, no BOS.
     #[arg(
         short = 'f',
         long = "file",
@@ -32,7 +33,8 @@ pub struct PplArgs {
         conflicts_with = "ids_file"
     )]
     pub file: Option<PathBuf>,
-    /// Token ids instead of text: one sequence per line, ids separated by whitespace.
+    /// Token ids instead of text: one sequence per line, ids separated by whitespace
+    /// (a regular file of at most 1 GiB).
     #[arg(long, value_name = "FILE")]
     pub ids_file: Option<PathBuf>,
     /// Window length in tokens, >= 2.
@@ -44,11 +46,12 @@ pub struct PplArgs {
     /// Keep only the first N tokens of the input, >= 2. [default: all]
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
-    /// Write `seq pos nll` for every scored token to FILE.
+    /// Write `seq pos nll` for every scored token to FILE: written to a temporary
+    /// file beside it and renamed into place at the end, replacing a regular file;
+    /// never one of the inputs (model, text or ids file) or a non-regular file.
     #[arg(long, value_name = "FILE")]
     pub nll_out: Option<PathBuf>,
-    /// CPU threads, >= 1. [default: one per physical core]
-    #[arg(short = 't', long, value_name = "N")]
+    #[arg(short = 't', long, value_name = "N", help = cli::THREADS_HELP, value_parser = cli::parse_threads)]
     pub threads: Option<usize>,
     /// Device: cpu, or GPU N as hip:N, cuda:N or gpu:N (needs a build with the `gpu` feature).
     #[arg(long, value_name = "D", default_value = "cpu")]
@@ -79,34 +82,34 @@ impl Window {
 /// The windows of one sequence of `n` tokens (protocol steps 2 and 3): full
 /// windows of `ctx` tokens only, or one window of all `n` tokens when `n < ctx`;
 /// empty when `n < 2`.
-pub fn plan_windows(seq: usize, n: usize, ctx: usize, stride: usize) -> Vec<Window> {
+pub fn plan_windows(
+    seq: usize,
+    n: usize,
+    ctx: usize,
+    stride: usize,
+) -> impl DoubleEndedIterator<Item = Window> {
     assert!(
         ctx >= 2 && (1..=ctx).contains(&stride),
         "ctx {ctx}, stride {stride}"
     );
-    if n < ctx {
-        let one = Window {
-            seq,
-            start: 0,
-            len: n,
-            first_scored: 1,
-        };
-        return if n >= 2 { vec![one] } else { vec![] };
-    }
-    (0..=(n - ctx) / stride)
-        .map(|k| Window {
-            seq,
-            start: k * stride,
-            len: ctx,
-            first_scored: if k == 0 { 1 } else { (ctx - stride).max(1) },
-        })
-        .collect()
+    // One short window when n < ctx (none when n < 2), else the full windows.
+    let (count, len) = match n {
+        _ if n >= ctx => ((n - ctx) / stride + 1, ctx),
+        0 | 1 => (0, n),
+        _ => (1, n),
+    };
+    (0..count).map(move |k| Window {
+        seq,
+        start: k * stride,
+        len,
+        first_scored: if k == 0 { 1 } else { (ctx - stride).max(1) },
+    })
 }
 
 /// Tokens of a sequence of `n` tokens after its last window: not scored.
 pub fn unscored_tail(n: usize, ctx: usize, stride: usize) -> usize {
     plan_windows(0, n, ctx, stride)
-        .last()
+        .next_back()
         .map_or(n, |w| n - (w.start + w.len))
 }
 
@@ -240,10 +243,13 @@ impl Perplexity {
     }
 }
 
+/// Memory per byte of an ids file while it is read: the text, and a 4-byte id for
+/// every 2 bytes at most (one digit and a separator).
+const IDS_BYTES_PER_TEXT_BYTE: u64 = 3;
+
 /// Reads an ids file: one sequence per non-empty line.
 pub fn read_ids_file(path: &Path, vocab: usize) -> Result<Vec<Vec<u32>>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = cli::read_text(path, "an ids file", IDS_BYTES_PER_TEXT_BYTE)?;
     let mut seqs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let ids = line
@@ -287,22 +293,22 @@ pub fn evaluate(
     mut nll_out: Option<&mut dyn Write>,
     progress: &ProgressBar,
 ) -> Result<Perplexity> {
-    let windows: Vec<Window> = seqs
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| plan_windows(i, s.len(), ctx, stride))
-        .collect();
-    let total: usize = windows.iter().map(Window::n_scored).sum();
+    // Windows are planned one sequence at a time: with a small stride there are
+    // nearly as many windows as tokens, too many to hold for a large input.
+    let windows = || {
+        seqs.iter()
+            .enumerate()
+            .flat_map(move |(i, s)| plan_windows(i, s.len(), ctx, stride))
+    };
+    let total: usize = windows().map(|w| w.n_scored()).sum();
     if total == 0 {
         bail!("nothing to score: a sequence needs at least 2 tokens");
     }
     progress.set_length(total as u64);
-    let mut res = Perplexity {
-        windows: windows.len(),
-        ..Default::default()
-    };
+    let mut res = Perplexity::default();
     let mut io_err = None;
-    for (wi, w) in windows.iter().enumerate() {
+    for (wi, w) in windows().enumerate() {
+        res.windows += 1;
         let tokens = &seqs[w.seq][w.start..w.start + w.len];
         let mut bad = None;
         scorer.score(tokens, w.first_scored, |pos, x| {
@@ -341,8 +347,25 @@ pub fn run(args: &PplArgs) -> Result<()> {
     if let Some(m) = args.max_tokens {
         ensure!(m >= 2, "--max-tokens must be at least 2 (got {m})");
     }
-    let threads = cli::set_threads(args.threads);
+    // The output is checked now, not after the scoring: it must not be one of the
+    // inputs (writing there would destroy the memory-mapped model under us).
+    let inputs: Vec<&Path> = [
+        Some(args.model.as_path()),
+        args.file.as_deref(),
+        args.ids_file.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(p) = &args.nll_out {
+        mamba_files::check_output(p, &inputs, true).context("--nll-out")?;
+    }
+    let threads = cli::set_threads(args.threads)?;
     let model = Model::open(&args.model).context("cannot load the model")?;
+    // The logits of one chunk of a window are held at once.
+    let chunk = args.ctx.min(mamba_runtime::session::PREFILL_CHUNK) as u64;
+    let logits = crate::mem::mul(chunk, 4 * model.vocab_size() as u64, "the logits")?;
+    crate::mem::ensure_fits(logits, "the logits of one chunk")?;
     let gpu = gpu_index
         .map(|i| GpuModel::upload(&model, i))
         .transpose()
@@ -350,11 +373,10 @@ pub fn run(args: &PplArgs) -> Result<()> {
 
     let mut seqs = match (&args.file, &args.ids_file) {
         (Some(f), _) => {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {}", f.display()))?;
             let tok = model
                 .tokenizer()
                 .context("this model has no embedded tokenizer: use --ids-file")?;
+            let text = cli::read_text(f, "a text file", crate::mem::TOKENIZE_BYTES_PER_TEXT_BYTE)?;
             vec![tok.encode(&text)?]
         }
         (None, Some(f)) => read_ids_file(f, model.vocab_size())?,
@@ -389,7 +411,7 @@ pub fn run(args: &PplArgs) -> Result<()> {
 
     let mut out = match &args.nll_out {
         Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+            mamba_files::AtomicFile::create(p, &inputs, true).context("--nll-out")?,
         )),
         None => None,
     };
@@ -412,8 +434,12 @@ pub fn run(args: &PplArgs) -> Result<()> {
         &progress,
     )?;
     progress.finish_and_clear();
-    if let Some(mut w) = out {
-        w.flush().context("writing --nll-out")?;
+    if let Some(w) = out {
+        let file = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("writing --nll-out")?;
+        file.commit().context("--nll-out")?;
     }
     let secs = t0.elapsed().as_secs_f64();
     eprintln!(
@@ -439,6 +465,10 @@ pub fn run(args: &PplArgs) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn plan(seq: usize, n: usize, ctx: usize, stride: usize) -> Vec<Window> {
+        plan_windows(seq, n, ctx, stride).collect()
+    }
+
     fn w(start: usize, len: usize, first_scored: usize) -> Window {
         Window {
             seq: 0,
@@ -450,24 +480,21 @@ mod tests {
 
     #[test]
     fn non_overlapping_windows_match_the_reference() {
-        let ws = plan_windows(0, 1024, 256, 256);
+        let ws: Vec<Window> = plan_windows(0, 1024, 256, 256).collect();
         assert_eq!(
             ws,
             vec![w(0, 256, 1), w(256, 256, 1), w(512, 256, 1), w(768, 256, 1)]
         );
         assert_eq!(ws.iter().map(Window::n_scored).sum::<usize>(), 1020);
         // A partial trailing window is not scored (the README's 35955 of 36099).
-        assert_eq!(plan_windows(0, 258, 256, 256), vec![w(0, 256, 1)]);
+        assert_eq!(plan(0, 258, 256, 256), vec![w(0, 256, 1)]);
         assert_eq!(unscored_tail(258, 256, 256), 2);
-        let val: usize = plan_windows(0, 36099, 256, 256)
-            .iter()
-            .map(Window::n_scored)
-            .sum();
+        let val: usize = plan_windows(0, 36099, 256, 256).map(|w| w.n_scored()).sum();
         assert_eq!(val, 35955);
         // A sequence shorter than ctx is one window.
-        assert_eq!(plan_windows(0, 100, 256, 256), vec![w(0, 100, 1)]);
-        assert_eq!(plan_windows(0, 256, 256, 64), vec![w(0, 256, 1)]);
-        assert!(plan_windows(0, 1, 256, 256).is_empty());
+        assert_eq!(plan(0, 100, 256, 256), vec![w(0, 100, 1)]);
+        assert_eq!(plan(0, 256, 256, 64), vec![w(0, 256, 1)]);
+        assert!(plan(0, 1, 256, 256).is_empty());
         assert_eq!(unscored_tail(1, 256, 256), 1);
     }
 
@@ -482,7 +509,7 @@ mod tests {
             (9, 8, 7),
         ] {
             let mut scored = vec![0; n];
-            let ws = plan_windows(0, n, ctx, stride);
+            let ws = plan(0, n, ctx, stride);
             for wd in &ws {
                 assert_eq!(wd.len, ctx.min(n));
                 for j in wd.first_scored..wd.len {

@@ -36,13 +36,23 @@ pub struct RunArgs {
         short = 'p',
         long,
         value_name = "TEXT",
-        required_unless_present = "prompt_ids",
-        conflicts_with = "prompt_ids"
+        required_unless_present_any = ["prompt_ids", "file"],
+        conflicts_with_all = ["prompt_ids", "file"]
     )]
     pub prompt: Option<String>,
-    /// Prompt as token ids instead of text, comma separated (each < vocabulary size).
+    /// Prompt text read from a UTF-8 file (a regular file of at most 1 GiB), for
+    /// prompts too long for the command line; as -p otherwise.
+    #[arg(
+        short = 'f',
+        long,
+        value_name = "PROMPT_FILE",
+        conflicts_with = "prompt_ids"
+    )]
+    pub file: Option<PathBuf>,
+    /// Prompt as token ids instead of text, comma separated (each < vocabulary size;
+    /// no empty items).
     #[arg(long, value_name = "ID,ID,...")]
-    pub prompt_ids: Option<String>,
+    pub prompt_ids: Option<cli::List<u32>>,
     /// Most tokens to generate, >= 0.
     #[arg(
         short = 'n',
@@ -72,8 +82,7 @@ pub struct RunArgs {
     /// Random seed, any u64. [default: from the clock, printed]
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
-    /// CPU threads, >= 1. [default: one per physical core]
-    #[arg(short = 't', long, value_name = "N")]
+    #[arg(short = 't', long, value_name = "N", help = cli::THREADS_HELP, value_parser = cli::parse_threads)]
     pub threads: Option<usize>,
     /// Keep generating past the end-of-sequence token.
     #[arg(long)]
@@ -110,17 +119,6 @@ impl RunArgs {
         params.validate()?;
         Ok(params)
     }
-}
-
-/// Parses `--prompt-ids`: ids separated by commas and/or whitespace.
-pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
-    s.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<u32>()
-                .with_context(|| format!("--prompt-ids: '{p}' is not a token id"))
-        })
-        .collect()
 }
 
 fn clock_seed() -> u64 {
@@ -178,13 +176,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let seed = args.seed.unwrap_or_else(clock_seed);
     let params = args.sampler_params(seed)?;
     let greedy = params.temperature == 0.0;
-    let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
-    if matches!(&args.prompt, Some(p) if p.is_empty())
-        || matches!(&prompt_ids, Some(ids) if ids.is_empty())
-    {
+    let prompt_ids = args.prompt_ids.as_ref().map(|l| l.0.clone());
+    let file_text = match &args.file {
+        Some(f) => Some(cli::read_text(
+            f,
+            "a prompt file",
+            crate::mem::TOKENIZE_BYTES_PER_TEXT_BYTE,
+        )?),
+        None => None,
+    };
+    let prompt_text = args.prompt.as_ref().or(file_text.as_ref());
+    if matches!(prompt_text, Some(p) if p.is_empty()) {
         bail!("the prompt is empty");
     }
-    let threads = cli::set_threads(args.threads);
+    let threads = cli::set_threads(args.threads)?;
 
     let model = Model::open(&args.model).context("cannot load the model")?;
     if args.verify {
@@ -196,7 +201,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .transpose()
         .with_context(|| format!("cannot load the model on {}", args.device))?;
     let tok = model.tokenizer();
-    let (prompt, prompt_text) = match (&args.prompt, prompt_ids) {
+    let (prompt, prompt_text) = match (prompt_text, prompt_ids) {
         (_, Some(ids)) => {
             if let Some(&bad) = ids.iter().find(|&&id| id as usize >= model.vocab_size()) {
                 bail!(
@@ -219,7 +224,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
             (ids, text.clone())
         }
-        (None, None) => bail!("give a prompt: -p TEXT or --prompt-ids IDS"),
+        (None, None) => bail!("give a prompt: -p TEXT, -f PROMPT_FILE or --prompt-ids IDS"),
     };
     let output_ids = args.output_ids || tok.is_none();
     if !args.output_ids && tok.is_none() {
@@ -257,7 +262,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         None => {
             let mut session = Session::new(&model);
             let gen = session.generate(&prompt, &mut sampler, &opts, on_token)?;
-            (gen, session.state.size_bytes() as u64)
+            (gen, session.state().size_bytes() as u64)
         }
     };
     out.write("\n");
@@ -317,11 +322,27 @@ mod tests {
 
     #[test]
     fn parses_prompt_ids() {
-        assert_eq!(parse_ids("1,2, 3").unwrap(), vec![1, 2, 3]);
-        assert_eq!(parse_ids(" 7 ").unwrap(), vec![7]);
-        assert!(parse_ids("1,x").is_err());
-        assert!(parse_ids("-1").is_err());
-        assert!(parse_ids("").unwrap().is_empty());
+        let ids = |s: &str| RunArgs::try_parse_from(["mamba-run", "m.mbin", "--prompt-ids", s]);
+        assert_eq!(ids("1,2, 3").unwrap().prompt_ids.unwrap().0, vec![1, 2, 3]);
+        assert_eq!(ids(" 7 ").unwrap().prompt_ids.unwrap().0, vec![7]);
+        for bad in ["1,x", "-1", "", "1,,2", "1,", ",1", "1, ,2"] {
+            assert!(ids(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prompt_sources_conflict() {
+        for args in [
+            &["-p", "x", "-f", "p.txt"][..],
+            &["-f", "p.txt", "--prompt-ids", "1"],
+            &["-p", "x", "--prompt-ids", "1"],
+            &[],
+        ] {
+            let all = ["mamba-run", "m.mbin"].iter().chain(args);
+            assert!(RunArgs::try_parse_from(all).is_err(), "{args:?}");
+        }
+        let a = RunArgs::try_parse_from(["mamba-run", "m.mbin", "-f", "p.txt"]).unwrap();
+        assert_eq!(a.file.unwrap(), PathBuf::from("p.txt"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::error::ConvertError;
 
 mod pytorch_file;
 mod safetensors_file;
+mod safetensors_header;
 
 pub use pytorch_file::PytorchSource;
 pub use safetensors_file::SafetensorsSource;
@@ -50,6 +51,10 @@ pub trait WeightSource: Send + Sync {
     /// Every tensor name, for reporting the ones the converter does not use.
     fn names(&self) -> Vec<String>;
 
+    /// Every file this source reads (the index and each shard, or the one file), so
+    /// that the output can never be one of them.
+    fn files(&self) -> Vec<PathBuf>;
+
     /// The tensor's values, row-major, widened exactly to f32.
     fn read_f32(&self, name: &str) -> Result<Vec<f32>, ConvertError>;
 }
@@ -60,11 +65,15 @@ pub fn open_weights(dir: &Path) -> Result<Box<dyn WeightSource>, ConvertError> {
     let single = dir.join("model.safetensors");
     let index = dir.join("model.safetensors.index.json");
     let torch = dir.join("pytorch_model.bin");
-    if single.is_file() {
+    // Whatever is there under a weights name is chosen and then opened as a regular
+    // file, so a FIFO, directory or device there is refused by its kind instead of
+    // being skipped as if absent.
+    let present = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if present(&single) {
         Ok(Box::new(SafetensorsSource::open_single(&single)?))
-    } else if index.is_file() {
+    } else if present(&index) {
         Ok(Box::new(SafetensorsSource::open_sharded(&index)?))
-    } else if torch.is_file() {
+    } else if present(&torch) {
         Ok(Box::new(PytorchSource::open(&torch)?))
     } else {
         Err(ConvertError::MissingWeights {

@@ -45,6 +45,10 @@ impl WeightSource for PytorchSource {
         self.ckpt.tensors().iter().map(|t| t.name.clone()).collect()
     }
 
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.path.clone()]
+    }
+
     fn read_f32(&self, name: &str) -> Result<Vec<f32>, ConvertError> {
         Ok(self.ckpt.read_f32(name)?)
     }

@@ -8,15 +8,17 @@
 //! stays near one tensor whatever the checkpoint size.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use mamba_files::limits::MAX_INDEX_BYTES;
+use mamba_files::{open_regular, read_to_string_capped};
 use memmap2::Mmap;
 use rayon::prelude::*;
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde_json::Value;
 
+use super::safetensors_header::diagnose_header;
 use super::{SourceTensor, StorageKind, WeightSource};
 use crate::error::ConvertError;
 
@@ -35,7 +37,10 @@ impl Shard {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(read_err)?;
+        // Regular files only: mapping a FIFO would block, a device would fail with
+        // "No such device".
+        let file =
+            open_regular(path).map_err(|e| ConvertError::input_file("weights file", path, e))?;
         // SAFETY: the map is read-only and lives as long as this struct. If another process
         // truncates or rewrites the checkpoint while it is mapped, reads may fault or see
         // torn data: the documented hazard of every mmap-based model reader. All offsets
@@ -44,7 +49,7 @@ impl Shard {
         let (n, meta) =
             SafeTensors::read_metadata(&mmap).map_err(|source| ConvertError::Safetensors {
                 path: path.to_path_buf(),
-                why: describe(&source),
+                why: describe(&source, &mmap),
                 source,
             })?;
         Ok(Shard {
@@ -60,8 +65,9 @@ impl Shard {
     }
 }
 
-/// What a safetensors header error means, in words.
-fn describe(e: &SafeTensorError) -> String {
+/// What a safetensors header error means, in words. A header the crate could not
+/// deserialize is examined again to name the tensor and field at fault.
+fn describe(e: &SafeTensorError, file: &[u8]) -> String {
     match e {
         SafeTensorError::MetadataIncompleteBuffer => {
             "the data section does not end where the header says (truncated file?)".into()
@@ -72,9 +78,7 @@ fn describe(e: &SafeTensorError) -> String {
         SafeTensorError::HeaderTooLarge => "the header is over 100 MB".into(),
         SafeTensorError::InvalidHeader
         | SafeTensorError::InvalidHeaderStart
-        | SafeTensorError::InvalidHeaderDeserialization => {
-            "the header is not valid UTF-8 JSON".into()
-        }
+        | SafeTensorError::InvalidHeaderDeserialization => diagnose_header(file),
         SafeTensorError::InvalidOffset(name) => format!("tensor {name} has invalid data offsets"),
         SafeTensorError::TensorInvalidInfo => "a tensor's shape, dtype and offsets disagree".into(),
         SafeTensorError::ValidationOverflow => "a tensor's size overflows".into(),
@@ -115,10 +119,8 @@ impl SafetensorsSource {
 
     /// Opens every shard named by a `model.safetensors.index.json` `weight_map`.
     pub fn open_sharded(index: &Path) -> Result<Self, ConvertError> {
-        let text = std::fs::read_to_string(index).map_err(|source| ConvertError::Read {
-            path: index.to_path_buf(),
-            source,
-        })?;
+        let text = read_to_string_capped(index, MAX_INDEX_BYTES, "a shard index")
+            .map_err(|e| ConvertError::input_file("shard index", index, e))?;
         let json: Value =
             serde_json::from_str(&text).map_err(|source| ConvertError::MalformedJson {
                 path: index.to_path_buf(),
@@ -203,6 +205,13 @@ impl WeightSource for SafetensorsSource {
         let mut v: Vec<String> = self.by_name.keys().cloned().collect();
         v.sort();
         v
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let shards = self.shards.iter().map(|s| s.path.clone());
+        std::iter::once(self.location.clone())
+            .chain(shards)
+            .collect()
     }
 
     fn read_f32(&self, name: &str) -> Result<Vec<f32>, ConvertError> {

@@ -3,10 +3,15 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use mamba_convert::{convert, ConvertError, ConvertOptions, Input, Preset, Summary};
-use mamba_format::{MbinFile, ModelConfig};
+use mamba_format::{MbinFile, ModelConfig, QuantType};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -214,4 +219,108 @@ pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
+}
+
+/// A writable copy of a fixture in a fresh temporary directory, plus the output path
+/// (in the same directory, so leftover temporary files would be seen).
+pub fn scratch(name: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+    let src = fixture(name)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(&src, &dir);
+    let out = tmp.path().join("out.mbin");
+    Some((tmp, dir, out))
+}
+
+/// Converts `dir` at q8_0 and returns the error, after checking nothing was written.
+pub fn fails(dir: &Path, out: &Path) -> ConvertError {
+    let err = match convert_dir(dir, out, Preset::Uniform(QuantType::Q8_0)) {
+        Ok(_) => panic!("conversion of {} unexpectedly succeeded", dir.display()),
+        Err(e) => e,
+    };
+    eprintln!("expected error: {err}");
+    assert_nothing_written(out);
+    err
+}
+
+/// A `mamba-convert` process with SIGINT, SIGTERM and SIGHUP at their default
+/// actions whatever the test harness inherited (a shell starting it in the
+/// background ignores SIGINT, and the child would inherit that).
+pub fn convert_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mamba-convert"));
+    cmd.args(args).stdin(Stdio::null());
+    // SAFETY: `signal` is async-signal-safe, as required between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Runs `mamba-convert` with `args`, killing it and failing the test if it has not
+/// finished within `limit` (an input that blocks must never hang the suite).
+pub fn run_convert(args: &[&str], limit: Duration) -> Output {
+    let mut child = convert_command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mamba-convert");
+    let t = Instant::now();
+    while child
+        .try_wait()
+        .expect("waiting for mamba-convert")
+        .is_none()
+    {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mamba-convert {args:?} still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+        .wait_with_output()
+        .expect("collecting mamba-convert's output")
+}
+
+/// `mkfifo(path)`; false (with a printed reason) where this process may not.
+pub fn make_fifo(path: &Path) -> bool {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0 {
+        return true;
+    }
+    eprintln!(
+        "SKIPPED (FIFO part): cannot create a FIFO at {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    false
+}
+
+/// A character device `major:minor` at `path` (`mknod -m 666 PATH c MAJOR MINOR`);
+/// false (with a printed reason) where this process may not (it needs root).
+pub fn make_char_device(path: &Path, major: u32, minor: u32) -> bool {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path; mknod only creates a node there.
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(major, minor),
+        )
+    };
+    if rc == 0 {
+        return true;
+    }
+    eprintln!(
+        "SKIPPED (device part): cannot create a character device at {} (needs root): {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    false
 }

@@ -3,7 +3,9 @@
 
 use super::{dev_err, GpuModel};
 use crate::error::{Result, RuntimeError};
-use crate::state::State;
+use crate::finite::check_logits;
+use crate::snapshot::Snapshot;
+use crate::state::{State, StateShape};
 use mamba_kernels::gpu::{
     self, ConvArgs, DeviceBuffer, DeviceWeight, Mat, MatMut, MatmulArgs, MatmulKernel, NormArgs,
 };
@@ -228,6 +230,10 @@ impl<'m> GpuBatch<'m> {
                     .logits
                     .download(0, &mut host)
                     .map_err(dev_err)?;
+                if let Err(e) = self.check_rows(&host, &slots) {
+                    self.logits.clear();
+                    return Err(e);
+                }
                 for (i, s) in finishing {
                     out[i * vocab..(i + 1) * vocab]
                         .copy_from_slice(&host[s * vocab..(s + 1) * vocab]);
@@ -257,7 +263,21 @@ impl<'m> GpuBatch<'m> {
             .logits
             .download(0, &mut self.logits)
             .map_err(dev_err)?;
+        if let Err(e) = self.check_rows(&self.logits, &slots) {
+            self.logits.clear();
+            return Err(e);
+        }
         Ok(&self.logits)
+    }
+
+    /// Refuses NaN or infinity in logits rows computed for `slots` (one row per
+    /// slot, after its last token): sampling must never see them. The GPU pass is
+    /// checked at the logits only, not per layer.
+    fn check_rows(&self, logits: &[f32], slots: &[usize]) -> Result<()> {
+        check_logits(logits, self.model.vocab_size(), |row| {
+            let slot = slots[row];
+            (slot, self.n_tokens[slot].saturating_sub(1))
+        })
     }
 
     /// A copy of sequence `i`'s state on the host (for saving, or forking onto the CPU).
@@ -279,10 +299,14 @@ impl<'m> GpuBatch<'m> {
         Ok(st)
     }
 
-    /// Replaces sequence `i`'s state with `state` (which must belong to this model).
+    /// Replaces sequence `i`'s state with `state`, which must belong to this model
+    /// (owner id and shape) and hold only finite values. The batch's logits, which
+    /// no longer follow every state, are cleared.
     pub fn set_state(&mut self, i: usize, state: &State) -> Result<()> {
         self.check_index(i)?;
-        state.check_owner(self.model.model_id)?;
+        state.check_fits(self.model.model_id, StateShape::of(&self.model.config))?;
+        state.check_finite()?;
+        self.logits.clear();
         self.model.select()?;
         let c = &self.model.config;
         let (pc, ps) = (c.d_inner * (c.d_conv - 1), c.d_inner * c.d_state);
@@ -483,6 +507,8 @@ fn mm(
 pub struct GpuSession<'m> {
     batch: GpuBatch<'m>,
     history: Vec<u32>,
+    /// As in [`crate::Session`]: the last generated token, in `history`, not fed yet.
+    pending: Option<u32>,
 }
 
 impl<'m> GpuSession<'m> {
@@ -491,6 +517,7 @@ impl<'m> GpuSession<'m> {
         Ok(GpuSession {
             batch: GpuBatch::new(model, 1)?,
             history: Vec::new(),
+            pending: None,
         })
     }
 
@@ -502,6 +529,7 @@ impl<'m> GpuSession<'m> {
     /// Back to the empty sequence.
     pub fn reset(&mut self) -> Result<()> {
         self.history.clear();
+        self.pending = None;
         self.batch.reset()
     }
 
@@ -520,6 +548,8 @@ impl<'m> GpuSession<'m> {
         if tokens.is_empty() {
             return Err(RuntimeError::EmptyPrompt);
         }
+        self.batch.model.check_tokens(tokens)?;
+        self.feed_pending()?;
         self.batch.prefill(&[tokens])?;
         self.history.extend_from_slice(tokens);
         Ok(self.batch.logits())
@@ -527,6 +557,8 @@ impl<'m> GpuSession<'m> {
 
     /// Feeds one token and returns the next logits.
     pub fn step(&mut self, token: u32) -> Result<&[f32]> {
+        self.batch.model.check_tokens(&[token])?;
+        self.feed_pending()?;
         self.batch.step(&[token])?;
         self.history.push(token);
         Ok(self.batch.logits())
@@ -539,8 +571,10 @@ impl<'m> GpuSession<'m> {
         }
         let m = self.batch.model;
         m.check_tokens(tokens)?;
+        self.feed_pending()?;
         m.select()?;
         let v = m.vocab_size();
+        let start = self.batch.n_tokens[0];
         let mut all = vec![0.0f32; tokens.len() * v];
         let mut done = 0;
         for chunk in tokens.chunks(LOGITS_ALL_CHUNK) {
@@ -552,6 +586,10 @@ impl<'m> GpuSession<'m> {
                 .map_err(dev_err)?;
             done += rows;
         }
+        if let Err(e) = check_logits(&all, v, |row| (0, start + row as u64)) {
+            self.batch.logits.clear();
+            return Err(e);
+        }
         self.batch.logits = all[all.len() - v..].to_vec();
         self.history.extend_from_slice(tokens);
         Ok(all)
@@ -562,9 +600,46 @@ impl<'m> GpuSession<'m> {
         self.batch.state(0)
     }
 
-    /// Replaces the state (e.g. one restored from a file).
+    /// Replaces the state (e.g. a CPU session's, to continue on the GPU). The
+    /// history and logits, which belong to the old state, are cleared: the next
+    /// call must feed tokens. To resume a saved position exactly, use
+    /// [`GpuSession::restore`].
     pub fn set_state(&mut self, state: &State) -> Result<()> {
-        self.batch.set_state(0, state)
+        self.batch.set_state(0, state)?;
+        self.history.clear();
+        self.pending = None;
+        Ok(())
+    }
+
+    /// The session's position (as [`crate::Session::snapshot`]).
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        self.feed_pending()?;
+        Ok(Snapshot {
+            state: self.batch.state(0)?,
+            history: self.history.clone(),
+            logits: self.batch.logits.clone(),
+        })
+    }
+
+    /// Puts the session exactly where `snap` was taken (as
+    /// [`crate::Session::restore`]); nothing changes unless it fits this model.
+    pub fn restore(&mut self, snap: Snapshot) -> Result<()> {
+        let m = self.batch.model;
+        snap.check_for(m.model_id, StateShape::of(&m.config), m.vocab_size())?;
+        self.batch.set_state(0, &snap.state)?;
+        self.batch.logits = snap.logits;
+        self.history = snap.history;
+        self.pending = None;
+        Ok(())
+    }
+
+    /// Feeds the token recorded but not fed by the last generation, if any.
+    fn feed_pending(&mut self) -> Result<()> {
+        if let Some(t) = self.pending {
+            self.batch.step(&[t])?;
+            self.pending = None;
+        }
+        Ok(())
     }
 }
 
@@ -577,6 +652,10 @@ impl crate::generate::Sequence for GpuSession<'_> {
         self.step(token).map(|_| ())
     }
 
+    fn feed_pending(&mut self) -> Result<()> {
+        GpuSession::feed_pending(self)
+    }
+
     fn logits(&self) -> &[f32] {
         self.batch.logits()
     }
@@ -587,5 +666,6 @@ impl crate::generate::Sequence for GpuSession<'_> {
 
     fn record(&mut self, token: u32) {
         self.history.push(token);
+        self.pending = Some(token);
     }
 }
