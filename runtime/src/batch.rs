@@ -99,15 +99,7 @@ impl<'m> Batch<'m> {
             if segs.is_empty() {
                 break;
             }
-            if let Err(e) = self.model.forward(
-                &mut segs,
-                LogitsWanted::Last,
-                &mut self.scratch,
-                &mut self.logits,
-            ) {
-                self.logits.clear();
-                return Err(e);
-            }
+            forward_last(self.model, &mut segs, &mut self.scratch, &mut self.logits)?;
             for (i, s) in finishing {
                 out[i * vocab..(i + 1) * vocab]
                     .copy_from_slice(&self.logits[s * vocab..(s + 1) * vocab]);
@@ -127,15 +119,22 @@ impl<'m> Batch<'m> {
             .zip(inputs)
             .map(|(state, tokens)| Segment { state, tokens })
             .collect();
-        if let Err(e) = self.model.forward(
-            &mut segs,
-            LogitsWanted::Last,
-            &mut self.scratch,
-            &mut self.logits,
-        ) {
-            self.logits.clear();
-            return Err(e);
-        }
+        forward_last(self.model, &mut segs, &mut self.scratch, &mut self.logits)?;
         Ok(&self.logits)
     }
+}
+
+/// The last logits of every segment; on an error none are kept, so no caller can
+/// sample from a failed call's leftovers.
+fn forward_last(
+    model: &Model,
+    segs: &mut [Segment<'_>],
+    scratch: &mut Scratch,
+    logits: &mut Vec<f32>,
+) -> Result<()> {
+    let r = model.forward(segs, LogitsWanted::Last, scratch, logits);
+    if r.is_err() {
+        logits.clear();
+    }
+    r
 }
