@@ -99,7 +99,12 @@ impl<'m> Batch<'m> {
             if segs.is_empty() {
                 break;
             }
-            forward_last(self.model, &mut segs, &mut self.scratch, &mut self.logits)?;
+            self.model.forward(
+                &mut segs,
+                LogitsWanted::Last,
+                &mut self.scratch,
+                &mut self.logits,
+            )?;
             for (i, s) in finishing {
                 out[i * vocab..(i + 1) * vocab]
                     .copy_from_slice(&self.logits[s * vocab..(s + 1) * vocab]);
@@ -119,22 +124,12 @@ impl<'m> Batch<'m> {
             .zip(inputs)
             .map(|(state, tokens)| Segment { state, tokens })
             .collect();
-        forward_last(self.model, &mut segs, &mut self.scratch, &mut self.logits)?;
+        self.model.forward(
+            &mut segs,
+            LogitsWanted::Last,
+            &mut self.scratch,
+            &mut self.logits,
+        )?;
         Ok(&self.logits)
     }
-}
-
-/// The last logits of every segment; on an error none are kept, so no caller can
-/// sample from a failed call's leftovers.
-fn forward_last(
-    model: &Model,
-    segs: &mut [Segment<'_>],
-    scratch: &mut Scratch,
-    logits: &mut Vec<f32>,
-) -> Result<()> {
-    let r = model.forward(segs, LogitsWanted::Last, scratch, logits);
-    if r.is_err() {
-        logits.clear();
-    }
-    r
 }

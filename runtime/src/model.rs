@@ -367,8 +367,9 @@ impl Model {
     /// Every input (tokens, states) is checked before any state changes. The
     /// residual stream is checked after the embedding and after every layer, and
     /// the logits after the head: NaN or infinity stops the call with
-    /// [`RuntimeError::NonFinite`] naming where it first appeared (the states are
-    /// then partly advanced).
+    /// [`RuntimeError::NonFinite`] naming where it first appeared; the states are
+    /// then partly advanced and `logits` is left empty, so that no caller samples
+    /// from a position the states have left.
     pub fn forward(
         &self,
         segs: &mut [Segment<'_>],
@@ -397,6 +398,7 @@ impl Model {
             emb.dequantize_row(tok as usize, row);
         }
         if !all_finite(resid) {
+            logits.clear();
             return Err(non_finite(
                 segs,
                 resid,
@@ -515,6 +517,7 @@ impl Model {
                 }
             });
             if !finite.into_inner() {
+                logits.clear();
                 let what = format!("the output of layer {li}");
                 return Err(non_finite(segs, &s.resid[..t_total * d], d, Some(li), what));
             }
@@ -546,7 +549,10 @@ impl Model {
             );
             logits.resize(rows.len() * c.vocab_size, 0.0);
             matmul(&self.view(&self.lm_head), normed, rows.len(), logits);
-            check_logits(logits, c.vocab_size, |bad| locate(segs, rows[bad]))?;
+            if let Err(e) = check_logits(logits, c.vocab_size, |bad| locate(segs, rows[bad])) {
+                logits.clear();
+                return Err(e);
+            }
         }
         // Positions advance once the whole call has succeeded.
         for seg in segs.iter_mut() {

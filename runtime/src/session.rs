@@ -174,8 +174,7 @@ impl<'m> Session<'m> {
     }
 
     /// The forward pass over `tokens` (checked, not empty) in chunks, keeping the
-    /// logits after the last. On an error the logits are cleared, so that nothing
-    /// samples from a position the state has left.
+    /// logits after the last (left empty by a failed pass, [`Model::forward`]).
     fn run_chunks(&mut self, tokens: &[u32]) -> Result<()> {
         let n_chunks = tokens.len().div_ceil(PREFILL_CHUNK);
         for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
@@ -188,13 +187,8 @@ impl<'m> Session<'m> {
                 state: &mut self.state,
                 tokens: chunk,
             }];
-            if let Err(e) = self
-                .model
-                .forward(&mut seg, want, &mut self.scratch, &mut self.logits)
-            {
-                self.logits.clear();
-                return Err(e);
-            }
+            self.model
+                .forward(&mut seg, want, &mut self.scratch, &mut self.logits)?;
         }
         Ok(())
     }
@@ -218,15 +212,12 @@ impl<'m> Session<'m> {
                 state: &mut self.state,
                 tokens: chunk,
             }];
-            if let Err(e) = self.model.forward(
+            self.model.forward(
                 &mut seg,
                 LogitsWanted::All,
                 &mut self.scratch,
                 &mut self.logits,
-            ) {
-                self.logits.clear();
-                return Err(e);
-            }
+            )?;
             all.extend_from_slice(&self.logits);
         }
         let v = self.model.vocab_size();
