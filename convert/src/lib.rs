@@ -34,3 +34,4 @@ pub use options::{ConvertOptions, Input, SyntheticSize};
 pub use pipeline::convert;
 pub use preset::Preset;
 pub use report::{human_bytes, peak_rss_bytes, Summary, TensorReport};
+pub use tokenizer::MAX_TOKENIZER_BYTES;

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
-use mamba_convert::{convert, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize};
-use mamba_files::limits::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES, MAX_TOKENIZER_BYTES};
-use mamba_format::metadata::MAX_STRING_LEN;
+use mamba_convert::{
+    convert, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize, MAX_TOKENIZER_BYTES,
+};
+use mamba_files::limits::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 
 /// Convert a Hugging Face or state-spaces Mamba checkpoint (or a synthetic model) into
 /// one .mbin file.
@@ -61,7 +62,6 @@ struct Cli {
 /// The help's closing text; the limits come from the constants that enforce them.
 fn after_help() -> String {
     let mib = |n: u64| n >> 20;
-    let tokenizer = MAX_TOKENIZER_BYTES.min(MAX_STRING_LEN);
     format!(
         "\
 Files: every input must be a regular file (a directory, FIFO, device or socket is
@@ -80,7 +80,7 @@ Exit status: 0 on success, 1 on a conversion error (one line `error: ...` on std
 output file is left behind), 2 on a usage error.",
         mib(MAX_CONFIG_BYTES),
         mib(MAX_INDEX_BYTES),
-        mib(tokenizer),
+        mib(MAX_TOKENIZER_BYTES),
     )
 }
 

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use mamba_files::limits::MAX_TOKENIZER_BYTES;
 use mamba_files::read_to_string_capped;
 use mamba_format::metadata::MAX_STRING_LEN;
 use serde_json::Value;
@@ -23,9 +22,13 @@ pub struct Tokenizer {
     pub endoftext_id: Option<u32>,
 }
 
+/// The largest `tokenizer.json` accepted: what one `.mbin` metadata string holds
+/// (64 MiB; the largest published tokenizers are tens of MiB).
+pub const MAX_TOKENIZER_BYTES: u64 = MAX_STRING_LEN;
+
 /// Reads and checks a `tokenizer.json`: valid JSON, an object with a `model` key, no id
-/// at or beyond `vocab_size` (the model's embedding rows), a regular file small
-/// enough for a metadata string (64 MiB; [`MAX_TOKENIZER_BYTES`] would allow more).
+/// at or beyond `vocab_size` (the model's embedding rows), a regular file of at most
+/// [`MAX_TOKENIZER_BYTES`].
 pub fn load_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer, ConvertError> {
     let bad = |why: String| ConvertError::BadTokenizer {
         path: path.to_path_buf(),
@@ -33,7 +36,7 @@ pub fn load_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer, Conve
     };
     // Regular files only (a FIFO must not hang, /dev/zero must not fill memory), and
     // never more than a metadata string can hold.
-    let json = read_to_string_capped(path, MAX_TOKENIZER_BYTES.min(MAX_STRING_LEN), "a tokenizer")
+    let json = read_to_string_capped(path, MAX_TOKENIZER_BYTES, "a tokenizer")
         .map_err(|e| ConvertError::input_file("tokenizer", path, e))?;
     let value: Value =
         serde_json::from_str(&json).map_err(|source| ConvertError::MalformedJson {

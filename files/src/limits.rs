@@ -9,9 +9,6 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// A sharded checkpoint's `model.safetensors.index.json`: 64 MiB.
 pub const MAX_INDEX_BYTES: u64 = 64 << 20;
 
-/// A `tokenizer.json` (the largest published ones are tens of MiB): 256 MiB.
-pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
-
 /// A text or token-id file given to a tool (a prompt, a perplexity corpus): 1 GiB.
 pub const MAX_TEXT_BYTES: u64 = 1 << 30;
 
