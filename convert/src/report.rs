@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+pub use mamba_files::human_bytes;
 use mamba_format::QuantType;
 
 use crate::preset::{Preset, TensorClass};
@@ -156,22 +157,6 @@ impl Summary {
         }
         s.push('\n');
         s
-    }
-}
-
-/// `1.23 GiB`-style size.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut x = n as f64;
-    let mut u = 0;
-    while x >= 1024.0 && u + 1 < UNITS.len() {
-        x /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{x:.2} {}", UNITS[u])
     }
 }
 

@@ -15,10 +15,12 @@
 
 pub mod atomic;
 pub mod error;
+pub mod human;
 pub mod limits;
 pub mod read;
 pub mod signals;
 
 pub use atomic::{check_output, stale_temp_files, temp_path_for, AtomicFile};
 pub use error::FileError;
+pub use human::human_bytes;
 pub use read::{file_kind, open_regular, read_capped, read_to_string_capped, same_file};

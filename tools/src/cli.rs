@@ -107,11 +107,8 @@ pub fn parse_threads(s: &str) -> Result<usize, String> {
 /// # Errors
 /// A thread cannot be started (`ulimit -u`, memory): `cannot start N threads: ...`.
 pub fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
-    let n = match threads {
-        Some(n) if n > 0 => n,
-        _ => mamba_runtime::physical_cores(),
-    };
-    Ok(mamba_runtime::set_threads(n)?)
+    // The runtime resolves 0 to one per physical core.
+    Ok(mamba_runtime::set_threads(threads.unwrap_or(0))?)
 }
 
 /// Parses a comma-separated list (`-b 1,2,4`, `--prompt-ids 5,6,7`) the same way in
@@ -141,22 +138,6 @@ impl<T: std::str::FromStr> std::str::FromStr for List<T> {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         parse_list(s).map(List)
-    }
-}
-
-/// `bytes` in the largest binary unit that keeps a number ≥ 1 (`"1.50 GiB"`).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.2} {}", UNITS[unit])
     }
 }
 
@@ -231,13 +212,6 @@ mod tests {
         let e = parse_threads(&(max + 1).to_string()).unwrap_err();
         assert!(e.contains("4 ×"), "{e}");
         assert!(parse_threads("-1").is_err());
-    }
-
-    #[test]
-    fn bytes_are_human() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(3 << 29), "1.50 GiB");
-        assert!(human_bytes(u64::MAX).ends_with("EiB"));
     }
 
     #[test]

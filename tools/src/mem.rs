@@ -69,8 +69,8 @@ pub fn ensure_fits_in(needed: u64, available: Option<u64>, what: &str) -> Result
         if needed > avail {
             bail!(
                 "{what} needs about {} of memory, but only {} is available",
-                crate::cli::human_bytes(needed),
-                crate::cli::human_bytes(avail)
+                mamba_files::human_bytes(needed),
+                mamba_files::human_bytes(avail)
             );
         }
     }
