@@ -136,38 +136,29 @@ fn sparse(path: &Path, len: u64) {
 
 #[test]
 fn json_files_over_their_limit_are_refused_before_reading() {
-    let Some((_tmp, dir, out)) = scratch("mamba-tiny-hf") else {
-        return;
-    };
-    let config = dir.join("config.json");
-    sparse(&config, MAX_CONFIG_BYTES + 1);
-    let err = fails(&dir, &out);
-    assert!(
-        matches!(
-            &err,
-            ConvertError::InputFile {
-                source: FileError::TooLarge { .. },
-                ..
-            }
+    for (fixture, name, limit) in [
+        ("mamba-tiny-hf", "config.json", MAX_CONFIG_BYTES),
+        (
+            "mamba-tiny-sharded-bf16",
+            "model.safetensors.index.json",
+            MAX_INDEX_BYTES,
         ),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("config.json"), "{err}");
-
-    let Some((_tmp, dir, out)) = scratch("mamba-tiny-sharded-bf16") else {
-        return;
-    };
-    let index = dir.join("model.safetensors.index.json");
-    sparse(&index, MAX_INDEX_BYTES + 1);
-    let err = fails(&dir, &out);
-    assert!(
-        matches!(
-            &err,
-            ConvertError::InputFile {
-                source: FileError::TooLarge { .. },
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    ] {
+        let Some((_tmp, dir, out)) = scratch(fixture) else {
+            return;
+        };
+        sparse(&dir.join(name), limit + 1);
+        let err = fails(&dir, &out);
+        assert!(
+            matches!(
+                &err,
+                ConvertError::InputFile {
+                    source: FileError::TooLarge { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(name), "{err}");
+    }
 }

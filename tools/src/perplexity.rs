@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn non_overlapping_windows_match_the_reference() {
-        let ws: Vec<Window> = plan_windows(0, 1024, 256, 256).collect();
+        let ws = plan(0, 1024, 256, 256);
         assert_eq!(
             ws,
             vec![w(0, 256, 1), w(256, 256, 1), w(512, 256, 1), w(768, 256, 1)]
