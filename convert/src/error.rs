@@ -78,6 +78,16 @@ pub enum ConvertError {
         /// The value found, as JSON.
         found: String,
     },
+    /// `config.json` values that are each in range but disagree with each other
+    /// (Mamba-2 heads that do not tile the inner width, groups that do not divide
+    /// the heads).
+    #[error("{}: {why}", path.display())]
+    InconsistentConfig {
+        /// The config file.
+        path: PathBuf,
+        /// Which keys disagree and how, with their values.
+        why: String,
+    },
     /// The config describes an architecture or variant this converter does not handle.
     #[error("{}: unsupported architecture {found}; supported: {supported}", path.display())]
     UnknownArchitecture {
@@ -141,6 +151,29 @@ pub enum ConvertError {
         found: Vec<usize>,
         /// Shape implied by `config.json`.
         expected: Vec<usize>,
+    },
+    /// A Mamba-2 `in_proj.weight` has another number of rows than z, x, B, C and dt
+    /// need. transformers' `Mamba2Mixer` accepts extra rows (a gated MLP, its
+    /// `d_mlp`), which the `.mbin` format has no place for.
+    #[error(
+        "tensor {tensor} in {} has {found} rows, Mamba-2 needs {expected} \
+         (z, x, B, C and dt: 2·d_inner + 2·n_groups·d_state + n_heads){}",
+        file.display(),
+        if found > expected {
+            "; extra rows such as a gated MLP's (transformers' d_mlp) are not supported"
+        } else {
+            ""
+        }
+    )]
+    InProjRows {
+        /// The checkpoint's name for the tensor.
+        tensor: String,
+        /// The file holding it.
+        file: PathBuf,
+        /// Rows on disk.
+        found: usize,
+        /// Rows the config implies.
+        expected: usize,
     },
     /// A tensor has an element type that does not widen exactly to f32.
     #[error("tensor {tensor} in {} has unsupported dtype {dtype} (f32, f16 and bf16 are supported)", file.display())]

@@ -31,7 +31,9 @@ pub use metadata::{
     KEY_CONVERTER, KEY_NAME, KEY_QUANTIZATION, KEY_SOURCE, KEY_SOURCE_FORMAT, KEY_SYNTHETIC,
 };
 pub use options::{ConvertOptions, Input, SyntheticSize};
-pub use pipeline::convert;
+pub use pipeline::{convert, dry_run};
 pub use preset::Preset;
-pub use report::{human_bytes, peak_rss_bytes, Summary, TensorReport};
+pub use report::{
+    describe_model, human_bytes, peak_rss_bytes, DryRun, PlannedTensor, Summary, TensorReport,
+};
 pub use tokenizer::MAX_TOKENIZER_BYTES;

@@ -10,17 +10,20 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
 use mamba_convert::{
-    convert, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize, MAX_TOKENIZER_BYTES,
+    convert, dry_run, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize,
+    MAX_TOKENIZER_BYTES,
 };
 use mamba_files::limits::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 
-/// Convert a Hugging Face or state-spaces Mamba checkpoint (or a synthetic model) into
-/// one .mbin file.
+/// Convert a Hugging Face or state-spaces Mamba, Mamba-2 or Falcon-Mamba checkpoint (or
+/// a synthetic model) into one .mbin file.
 #[derive(Parser, Debug)]
 #[command(name = "mamba-convert", version, about, after_help = after_help())]
 struct Cli {
-    /// Checkpoint directory: config.json plus model.safetensors, sharded
-    /// model-*.safetensors with model.safetensors.index.json, or pytorch_model.bin.
+    /// Checkpoint directory: config.json (HF MambaForCausalLM, FalconMambaForCausalLM,
+    /// Mamba2ForCausalLM, or state-spaces mamba_ssm with Mamba1 or Mamba2 layers) plus
+    /// model.safetensors, sharded model-*.safetensors with
+    /// model.safetensors.index.json, or pytorch_model.bin.
     #[arg(
         value_name = "INPUT_DIR",
         required_unless_present = "synthetic",
@@ -28,12 +31,17 @@ struct Cli {
     )]
     input: Option<PathBuf>,
 
-    /// Output .mbin file.
-    #[arg(short, long, value_name = "OUT.mbin")]
-    output: PathBuf,
+    /// Output .mbin file (not needed with --dry-run).
+    #[arg(
+        short,
+        long,
+        value_name = "OUT.mbin",
+        required_unless_present = "dry_run"
+    )]
+    output: Option<PathBuf>,
 
-    /// Tensor type for the weight matrices (norms, conv1d, biases, A and D always stay
-    /// f32); q4_k_m and q5_k_m are llama.cpp-style mixes (see PRESETS.md).
+    /// Tensor type for the weight matrices (norms, conv1d, biases, A, D and dt_bias
+    /// always stay f32); q4_k_m and q5_k_m are llama.cpp-style mixes (see PRESETS.md).
     #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "f16", value_parser = preset_parser())]
     preset: Preset,
 
@@ -45,8 +53,10 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     tokenizer: Option<PathBuf>,
 
-    /// Write seeded random weights with the shapes of a published Mamba instead of
-    /// reading a checkpoint.
+    /// Write seeded random weights with the shapes of a published model instead of
+    /// reading a checkpoint: Mamba-1 130m..2.8b (state-spaces/mamba-*), Mamba-2
+    /// mamba2-130m..mamba2-2.7b (state-spaces/mamba2-*), codestral-mamba-7b (Mamba-2),
+    /// falcon-mamba-7b.
     #[arg(long, value_name = "SIZE", value_parser = size_parser())]
     synthetic: Option<SyntheticSize>,
 
@@ -57,6 +67,11 @@ struct Cli {
     /// No progress bar and no summary table (warnings and errors still print).
     #[arg(short, long)]
     quiet: bool,
+
+    /// Read the config and the tensor headers, check every tensor and print what would
+    /// be written (architecture, types, fallbacks, size); write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// The help's closing text; the limits come from the constants that enforce them.
@@ -111,12 +126,30 @@ fn main() -> ExitCode {
     let progress = !cli.quiet && std::io::stderr().is_terminal();
     let opts = ConvertOptions {
         input,
-        output: cli.output,
+        // A dry run writes nothing and ignores the output path.
+        output: cli.output.unwrap_or_default(),
         preset: cli.preset,
         force: cli.force,
         tokenizer: cli.tokenizer,
         progress,
     };
+    if cli.dry_run {
+        return match dry_run(&opts) {
+            Ok(plan) => {
+                for w in &plan.warnings {
+                    eprintln!("warning: {w}");
+                }
+                if !cli.quiet {
+                    eprint!("{}", plan.table());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match convert(&opts) {
         Ok(summary) => {
             if !progress {

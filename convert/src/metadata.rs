@@ -1,10 +1,10 @@
-//! The metadata written besides the `mamba.*` hyper-parameters: provenance
-//! (`general.*`) and the tokenizer.
+//! The metadata written besides the architecture's hyper-parameters (`mamba.*`,
+//! `mamba2.*`): provenance (`general.*`) and the tokenizer.
 
 use std::path::Path;
 
 use mamba_format::arch::{KEY_BOS_ID, KEY_EOS_ID, KEY_PAD_ID, KEY_TOKENIZER_JSON};
-use mamba_format::{FormatError, MambaConfig, Metadata, Value};
+use mamba_format::{FormatError, Metadata, ModelConfig, Value};
 
 use crate::config::{Layout, SourceConfig};
 use crate::error::ConvertError;
@@ -56,7 +56,7 @@ pub fn dir_name(dir: &Path) -> String {
 /// The complete metadata section; warns when there is no tokenizer.
 pub fn build_metadata(
     opts: &ConvertOptions,
-    model: &MambaConfig,
+    model: &ModelConfig,
     d: &Described,
     warnings: &mut Vec<String>,
 ) -> Result<Metadata, ConvertError> {

@@ -1,6 +1,6 @@
 //! [`convert`]: prepare (read the config, open the weights, plan and check every
 //! tensor, build the metadata), then stream the tensors one at a time into the
-//! `.mbin` writer.
+//! `.mbin` writer. [`dry_run`] stops after preparing.
 //!
 //! Memory stays near one tensor: its f32 values and its encoded bytes (a synthetic
 //! tensor is generated row by row, so only its encoded bytes). On any error the
@@ -13,7 +13,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mamba_files::{check_output, file_kind, stale_temp_files, FileError};
 use mamba_format::checksum::checksum;
-use mamba_format::{FormatError, MambaConfig, Metadata, TensorSpec, Writer};
+use mamba_format::{FormatError, Metadata, ModelConfig, TensorSpec, Writer};
 use rayon::prelude::*;
 
 use crate::config::{read_config, Layout};
@@ -25,7 +25,7 @@ use crate::plan::{
     Transform,
 };
 use crate::quantize::{first_non_finite, quantize_rows, NonFiniteOutput, Quantized};
-use crate::report::{Summary, TensorReport};
+use crate::report::{DryRun, PlannedTensor, Summary, TensorReport};
 use crate::source::{open_weights, StorageKind, WeightSource};
 use crate::synthetic::{row_generator, synthetic_config};
 use crate::tokenizer::load_tokenizer;
@@ -48,11 +48,44 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary, ConvertError> {
     let named: Vec<&Path> = named.iter().map(PathBuf::as_path).collect();
     check_output(&opts.output, &named, opts.force)
         .map_err(|e| ConvertError::output(&opts.output, e))?;
-    let job = match &opts.input {
-        Input::Dir(dir) => Job::from_dir(dir, opts)?,
-        Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts)?,
-    };
-    job.run(opts, start)
+    Job::prepare(opts, true)?.run(opts, start)
+}
+
+/// Everything [`convert`] checks before writing, without writing: reads the config
+/// and the tokenizer, opens the weights (their headers, not their data) and checks
+/// every tensor's presence, dtype and shape, and reports what would be written.
+///
+/// `opts.output` and `opts.force` are not used: nothing is written and no output
+/// is checked. Tensor values are not read, so NaN/Inf in a weight, or a value
+/// beyond the range of the chosen type, is only found by [`convert`].
+///
+/// # Errors
+/// The [`ConvertError`] that [`convert`] would give before writing its first tensor.
+pub fn dry_run(opts: &ConvertOptions) -> Result<DryRun, ConvertError> {
+    let job = Job::prepare(opts, false)?;
+    let tensors: Vec<PlannedTensor> = job
+        .plan
+        .iter()
+        .map(|p| PlannedTensor {
+            name: p.def.name.clone(),
+            shape: p.def.shape.clone(),
+            requested: p.requested,
+            chosen: p.chosen,
+            fallback: p.fallback,
+            bytes: p
+                .chosen
+                .bytes_for(p.def.shape.iter().product())
+                .unwrap_or(0),
+        })
+        .collect();
+    Ok(DryRun {
+        n_params: tensors.iter().map(PlannedTensor::n_elements).sum(),
+        tensors,
+        model: job.model,
+        preset: opts.preset,
+        source_format: job.source_format,
+        warnings: job.warnings,
+    })
 }
 
 /// The files a conversion reads that are known from the options alone: the
@@ -90,7 +123,7 @@ enum Weights {
 
 /// Everything decided before the first byte is written.
 struct Job {
-    model: MambaConfig,
+    model: ModelConfig,
     weights: Weights,
     plan: Vec<Planned>,
     metadata: Metadata,
@@ -105,7 +138,16 @@ struct Job {
 // -----------------------------------------------------------------------------------
 
 impl Job {
-    fn from_dir(dir: &Path, opts: &ConvertOptions) -> Result<Job, ConvertError> {
+    /// Reads and checks everything; `check_out` also checks the output path against
+    /// every file read (not for a dry run, which writes nothing).
+    fn prepare(opts: &ConvertOptions, check_out: bool) -> Result<Job, ConvertError> {
+        match &opts.input {
+            Input::Dir(dir) => Job::from_dir(dir, opts, check_out),
+            Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts),
+        }
+    }
+
+    fn from_dir(dir: &Path, opts: &ConvertOptions, check_out: bool) -> Result<Job, ConvertError> {
         let found = match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => None,
             Ok(m) => Some(format!("it is a {}", file_kind(&m))),
@@ -130,16 +172,18 @@ impl Job {
         inputs.extend(source.files());
         inputs.extend(tokenizer_path.clone());
         // Before any tensor data is read: the output is none of these files.
-        let checked: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-        check_output(&opts.output, &checked, opts.force)
-            .map_err(|e| ConvertError::output(&opts.output, e))?;
+        if check_out {
+            let checked: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+            check_output(&opts.output, &checked, opts.force)
+                .map_err(|e| ConvertError::output(&opts.output, e))?;
+        }
         let (plan, refs) = plan_checkpoint(&cfg, source.as_ref(), opts.preset)?;
         note_fallbacks(&plan, &mut warnings);
         let tied_lm_head = tied_lm_head(&cfg, source.as_ref(), &mut warnings)?;
         let used: Vec<&SourceRef> = refs.iter().chain(&tied_lm_head).collect();
         note_unused(source.as_ref(), &used, &mut warnings);
         let tokenizer = tokenizer_path
-            .map(|p| load_tokenizer(&p, cfg.model.vocab_size))
+            .map(|p| load_tokenizer(&p, cfg.model.vocab_size()))
             .transpose()?;
         let source_format = match (cfg.layout, source.kind()) {
             (Layout::HuggingFace, StorageKind::Safetensors) => "huggingface-safetensors",
@@ -182,7 +226,7 @@ impl Job {
         let tokenizer = opts
             .tokenizer
             .as_deref()
-            .map(|p| load_tokenizer(p, model.vocab_size))
+            .map(|p| load_tokenizer(p, model.vocab_size()))
             .transpose()?;
         let eot = tokenizer.as_ref().and_then(|t| t.endoftext_id);
         let described = Described {
@@ -332,6 +376,7 @@ impl Job {
             })?
             .len();
         Ok(Summary {
+            model: self.model,
             n_params: reports.iter().map(TensorReport::n_elements).sum(),
             tensors: reports,
             output: opts.output.clone(),

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use mamba_format::{MambaConfig, QuantType, TensorDef};
+use mamba_format::{ModelConfig, QuantType, TensorDef};
 
 use crate::config::{Layout, SourceConfig};
 use crate::error::ConvertError;
@@ -26,8 +26,8 @@ pub struct Planned {
 }
 
 impl Planned {
-    fn new(def: TensorDef, model: &MambaConfig, preset: Preset) -> Planned {
-        let requested = preset.requested_type(&def, model.n_layer);
+    fn new(def: TensorDef, model: &ModelConfig, preset: Preset) -> Planned {
+        let requested = preset.requested_type(&def, model.n_layer());
         let (chosen, fallback) = fit_type(requested, row_len(&def));
         Planned {
             def,
@@ -57,10 +57,13 @@ fn row_len(def: &TensorDef) -> usize {
 pub enum Transform {
     /// Same values, same shape.
     Copy,
-    /// conv1d weight `[d_inner, 1, d_conv]` → `[d_inner, d_conv]`: same values.
+    /// conv1d weight `[channels, 1, d_conv]` → `[channels, d_conv]`: same values.
     DropMiddleDim,
-    /// `A = -exp(A_log)`, in f32, as `mamba_simple.py` computes it
-    /// (`-torch.exp(self.A_log.float())` in state-spaces/mamba `mamba_ssm/modules/mamba_simple.py`, `Mamba.forward`).
+    /// `A = -exp(A_log)`, in f32, as `mamba_ssm` computes it
+    /// (`-torch.exp(self.A_log.float())` in state-spaces/mamba
+    /// `mamba_ssm/modules/mamba_simple.py`, `Mamba.forward`, and
+    /// `mamba_ssm/modules/mamba2.py`, `Mamba2.forward`; `[d_inner, d_state]` for
+    /// Mamba-1, one per head for Mamba-2).
     NegExp,
 }
 
@@ -101,6 +104,14 @@ pub fn plan_checkpoint(
             });
         }
         if t.shape != expected {
+            if let Some(rows) = in_proj_rows_mismatch(&cfg.model, &def, &t.shape) {
+                return Err(ConvertError::InProjRows {
+                    tensor: name,
+                    file: t.file,
+                    found: rows,
+                    expected: expected[0],
+                });
+            }
             return Err(ConvertError::ShapeMismatch {
                 tensor: name,
                 file: t.file,
@@ -118,8 +129,19 @@ pub fn plan_checkpoint(
     Ok((plan, refs))
 }
 
+/// For a Mamba-2 `in_proj.weight` whose columns are right but rows are not: the rows
+/// found, so the error can say what the extra (or missing) rows are.
+fn in_proj_rows_mismatch(model: &ModelConfig, def: &TensorDef, found: &[usize]) -> Option<usize> {
+    let is_in_proj =
+        matches!(model, ModelConfig::Mamba2(_)) && def.name.ends_with(".mixer.in_proj.weight");
+    match found {
+        &[rows, cols] if is_in_proj && cols as u64 == def.shape[1] => Some(rows),
+        _ => None,
+    }
+}
+
 /// Plans a synthetic model: every standard tensor, generated.
-pub fn plan_synthetic(model: &MambaConfig, preset: Preset) -> Vec<Planned> {
+pub fn plan_synthetic(model: &ModelConfig, preset: Preset) -> Vec<Planned> {
     model
         .tensor_defs()
         .into_iter()
@@ -129,6 +151,11 @@ pub fn plan_synthetic(model: &MambaConfig, preset: Preset) -> Vec<Planned> {
 
 /// The checkpoint's name for a standard tensor, the shape it must have there, and the
 /// transform to apply.
+///
+/// One mapping serves every architecture: transformers and `mamba_ssm` name each
+/// Mamba-1, Falcon-Mamba and Mamba-2 tensor `backbone.` + its standard name, except
+/// the embedding (`embedding` in `mamba_ssm`), the LM head (no prefix), `A` (stored
+/// as `A_log`) and the conv1d weight (with its grouped-conv middle dimension).
 fn checkpoint_name(layout: Layout, def: &TensorDef) -> (String, Vec<usize>, Transform) {
     let shape: Vec<usize> = def.shape.iter().map(|&d| d as usize).collect();
     let name = def.name.as_str();
@@ -166,13 +193,13 @@ pub fn tied_lm_head(
     weights: &dyn WeightSource,
     warnings: &mut Vec<String>,
 ) -> Result<Option<SourceRef>, ConvertError> {
-    if !cfg.model.tie_embeddings {
+    if !cfg.model.tie_embeddings() {
         return Ok(None);
     }
     let Some(t) = weights.tensor("lm_head.weight")? else {
         return Ok(None);
     };
-    let emb = [cfg.model.vocab_size, cfg.model.d_model];
+    let emb = [cfg.model.vocab_size(), cfg.model.d_model()];
     if t.shape != emb || !t.widens {
         warnings.push(format!(
             "lm_head.weight in {} ({} {:?}) is ignored: the config ties it to the embedding {:?}",

@@ -5,7 +5,11 @@
 //!
 //! Only tensors of role [`TensorRole::Matrix`] (embeddings, `in_proj`, `x_proj`,
 //! `dt_proj`, `out_proj`, `lm_head`) are ever quantized; every `F32Only` tensor
-//! (norms, conv1d, biases, `A`, `D`) stays f32 under every preset.
+//! (norms, conv1d, biases, `A`, `D`, Mamba-2's `dt_bias` and gated norm) stays f32
+//! under every preset. The rules go by tensor name, so they apply unchanged to
+//! Falcon-Mamba (Mamba-1's tensors) and to Mamba-2, which has no `x_proj` or
+//! `dt_proj`: its `in_proj` (z, x, B, C and dt in one matrix) and `out_proj` are
+//! typed like Mamba-1's.
 //!
 //! | preset | embeddings / lm_head | `out_proj` of layer *i* | other matrices |
 //! |---|---|---|---|
@@ -24,8 +28,10 @@
 //! type falls back as llama.cpp's `tensor_type_fallback` does: q4_k → q5_0,
 //! q5_k → q5_1, q6_k → q8_0; if 32 does not divide the row either (or the requested
 //! type was already a 32-block type), f16. `dt_proj` rows are `dt_rank` long (4, 16, 48,
-//! 80, ...) and so often fall back; the fallback is recorded in
-//! [`crate::TensorReport::fallback`] and printed.
+//! 80, ...) and so often fall back; Mamba-2 has no such narrow matrix, and only
+//! small test models fall back on `in_proj` (rows of `d_model`) or `out_proj` (rows
+//! of `d_inner`). The fallback is recorded in [`crate::TensorReport::fallback`] and
+//! printed.
 //!
 //! Sources: `ggml-org/llama.cpp@007dbbf3fd17eefe9b47fee45f48f7ba5e62b714`
 //! `src/llama-quant.cpp` (`use_more_bits`, `tensor_type_fallback`,
@@ -157,7 +163,7 @@ pub enum TensorClass {
     OutProj,
     /// `lm_head.weight` (untied models only).
     LmHead,
-    /// Everything that always stays f32: norms, conv1d, biases, `A`, `D`.
+    /// Everything that always stays f32: norms, conv1d, biases, `A`, `D`, `dt_bias`.
     F32,
 }
 
@@ -262,5 +268,13 @@ mod tests {
             TensorClass::F32
         );
         assert_eq!(layer_index("layers.17.mixer.out_proj.weight"), Some(17));
+        // Mamba-2's per-head tensors and gated norm.
+        for name in [
+            "layers.0.mixer.dt_bias",
+            "layers.0.mixer.norm.weight",
+            "layers.0.mixer.A",
+        ] {
+            assert_eq!(TensorClass::of(name), TensorClass::F32, "{name}");
+        }
     }
 }

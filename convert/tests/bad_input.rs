@@ -96,7 +96,7 @@ fn config_value_of_the_wrong_type() {
 
 #[test]
 fn unknown_architecture() {
-    for model_type in ["mamba2", "falcon_mamba", "llama"] {
+    for model_type in ["jamba", "bamba", "llama"] {
         let Some((_tmp, dir, out)) = scratch("mamba-tiny-hf") else {
             return;
         };
@@ -106,20 +106,23 @@ fn unknown_architecture() {
         let err = fails(&dir, &out);
         assert!(
             matches!(&err, ConvertError::UnknownArchitecture { found, supported, .. }
-                if found == model_type && supported.contains("MambaForCausalLM")),
+                if found == model_type
+                    && ["MambaForCausalLM", "FalconMambaForCausalLM", "Mamba2ForCausalLM"]
+                        .iter()
+                        .all(|c| supported.contains(c))),
             "{err:?}"
         );
     }
-    // A mamba_ssm config asking for the Mamba2 layer.
+    // A mamba_ssm config asking for a layer that does not exist (yet).
     let Some((_tmp, dir, out)) = scratch("mamba-tiny-ssm") else {
         return;
     };
     edit_config(&dir, |c| {
-        c.insert("ssm_cfg".into(), serde_json::json!({"layer": "Mamba2"}));
+        c.insert("ssm_cfg".into(), serde_json::json!({"layer": "Mamba3"}));
     });
     let err = fails(&dir, &out);
     assert!(
-        matches!(&err, ConvertError::UnknownArchitecture { found, .. } if found.contains("Mamba2")),
+        matches!(&err, ConvertError::UnknownArchitecture { found, .. } if found.contains("Mamba3")),
         "{err:?}"
     );
 }

@@ -152,8 +152,15 @@ fn help_lists_every_type() {
         "--synthetic",
         "--seed",
         "--quiet",
+        "--dry-run",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    for size in mamba_convert::SyntheticSize::ALL {
+        assert!(
+            help.contains(size.name()),
+            "--help lacks --synthetic {size}"
+        );
     }
 }
 

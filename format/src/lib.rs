@@ -18,7 +18,7 @@ pub mod quant;
 pub mod reader;
 pub mod writer;
 
-pub use arch::{Architecture, MambaConfig, ModelConfig, TensorDef, TensorRole};
+pub use arch::{Architecture, Mamba2Config, MambaConfig, ModelConfig, TensorDef, TensorRole};
 pub use error::{FormatError, Result, Section};
 pub use header::Header;
 pub use index::TensorInfo;

@@ -101,6 +101,7 @@ fn variants_pass() {
 fn standard_tensor_names_and_shapes() {
     let cfg = MambaConfig {
         proj_bias: true,
+        mixer_rms_eps: None,
         ..tiny_config()
     };
     let defs: Vec<(String, Vec<u64>)> = cfg
@@ -141,7 +142,7 @@ fn standard_tensor_names_and_shapes() {
 #[test]
 fn a1_unknown_architecture() {
     let cfg = tiny_config();
-    for arch in ["mamba2", "Mamba", "llama", ""] {
+    for arch in ["mamba3", "Mamba", "falcon_mamba", "llama", ""] {
         let md = with(
             &mamba_metadata(&cfg),
             "general.architecture",

@@ -10,6 +10,7 @@
 //! cargo bench -p mamba-kernels --bench matmul -- tune         # 1 thread, L2-resident, n = 1..64
 //! cargo bench -p mamba-kernels --bench matmul -- ops          # scan and conv1d only
 //! cargo bench -p mamba-kernels --bench matmul -- layers       # decode's matmuls over 24 layers
+//! cargo bench -p mamba-kernels --bench matmul -- mamba2       # Mamba-2 scan: recurrence vs chunked
 //! ```
 //!
 //! `tune` reports the fastest of many short calls, which stays meaningful on a
@@ -260,7 +261,130 @@ fn layers() {
     }
 }
 
+/// `-- mamba2`: the Mamba-2 scan of one layer (H 8, P 64, N 64, G 1): the
+/// recurrence against the chunked algorithm at several chunk sizes and lengths,
+/// threaded with 1 and 2 threads, and each table kernel on one thread against
+/// the scalar table's.
+fn mamba2() {
+    use mamba_kernels::ops::ssd::{chunked_scratch_len, Mamba2Inputs, Mamba2Params, Mamba2Task};
+    use mamba_kernels::sched::mamba2::{mamba2_scan_with, Mamba2Path, Mamba2Scratch};
+    let (h, pp, n, g) = (8usize, 64usize, 64usize, 1usize);
+    let (di, l_max) = (h * pp, 512usize);
+    let stride = di + 2 * g * n;
+    let wave = |m: usize, s: f32, o: f32| -> Vec<f32> {
+        (0..m)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * s + o)
+            .collect()
+    };
+    let (a, d, bias) = (wave(h, 3.0, -4.5), wave(h, 1.0, 0.0), vec![0.0f32; h]);
+    let (xbc, dt) = (wave(l_max * stride, 1.7, 0.0), wave(l_max * h, 1.7, -2.0));
+    let p = Mamba2Params {
+        a: &a,
+        d: &d,
+        dt_bias: &bias,
+        head_dim: pp,
+        d_state: n,
+        n_groups: g,
+        dt_min: 0.0,
+        dt_max: f32::INFINITY,
+    };
+    let mut state = vec![0.0f32; di * n];
+    let mut scratch = Mamba2Scratch::default();
+    let k = cpu::kernels();
+    println!(
+        "Mamba-2 scan, H {h} P {pp} N {n} G {g}, kernels {}: µs per call (ns per token and head)",
+        k.name
+    );
+    let paths = [
+        Mamba2Path::Recurrence,
+        Mamba2Path::Chunked(16),
+        Mamba2Path::Chunked(32),
+        Mamba2Path::Chunked(64),
+        Mamba2Path::Chunked(128),
+    ];
+    for threads in [1, 2] {
+        let pool = Pool::new(threads);
+        for l in [1usize, 2, 4, 8, 16, 32, 64, 512] {
+            let want = |a: String| a.strip_prefix("l=").is_none_or(|v| v == l.to_string());
+            if !std::env::args().all(want) {
+                continue;
+            }
+            let inp = Mamba2Inputs {
+                xbc: &xbc[..l * stride],
+                xbc_stride: stride,
+                dt: &dt[..l * h],
+                dt_stride: h,
+                dt_off: 0,
+            };
+            let mut y = vec![0.0f32; l * di];
+            print!("threads {threads} L {l:<4}");
+            for path in paths {
+                let reps = (20_000 / l).clamp(20, 2000);
+                let secs = pool::install(&pool, || {
+                    cpu_time(reps, || {
+                        mamba2_scan_with(&p, &inp, &mut state, &mut y, &mut scratch, path)
+                    })
+                });
+                let name = match path {
+                    Mamba2Path::Recurrence => "recurrence".to_string(),
+                    Mamba2Path::Chunked(q) => format!("Q={q}"),
+                };
+                print!(
+                    "  {name} {:.1} ({:.0})",
+                    secs * 1e6,
+                    secs * 1e9 / (l * h) as f64
+                );
+            }
+            println!();
+        }
+    }
+    // One thread, table kernels directly: the chosen one against SCALAR.
+    let l = l_max;
+    let inp = Mamba2Inputs {
+        xbc: &xbc,
+        xbc_stride: stride,
+        dt: &dt,
+        dt_stride: h,
+        dt_off: 0,
+    };
+    let mut y = vec![0.0f32; l * di];
+    let mut sc = vec![0.0f32; chunked_scratch_len(&p, di, 64)];
+    for t in [k, &cpu::SCALAR] {
+        let rec = cpu_time(40, || {
+            let task = Mamba2Task {
+                channels: 0..di,
+                l,
+                state: &mut state,
+                y: &mut y,
+                y_stride: di,
+            };
+            (t.mamba2_scan)(&p, &inp, task)
+        });
+        let chk = cpu_time(40, || {
+            let task = Mamba2Task {
+                channels: 0..di,
+                l,
+                state: &mut state,
+                y: &mut y,
+                y_stride: di,
+            };
+            (t.mamba2_chunked)(&p, &inp, task, 64, &mut sc)
+        });
+        let flops = 2.0 * (l * h) as f64 * (2 * n * pp + 64 * pp / 2) as f64;
+        println!(
+            "table {:<7} L {l}: recurrence {:.0} µs, chunked Q=64 {:.0} µs ({:.1} GFLOP/s in its products)",
+            t.name,
+            rec * 1e6,
+            chk * 1e6,
+            flops / chk / 1e9
+        );
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "mamba2") {
+        return mamba2();
+    }
     if std::env::args().any(|a| a == "tune") {
         return tune();
     }

@@ -8,6 +8,8 @@
 //!   weight matrix is ever made.
 //! - [`cpu`]: run-time CPU feature detection into a function table.
 //! - [`pool`]: the threads the CPU kernels split their work over.
+//! - [`sched`]: how the scans split a layer's channels, heads and tokens over
+//!   [`pool`]'s threads.
 //! - [`gpu`]: the HIP kernels (AMD or NVIDIA) behind a safe wrapper; a stub
 //!   returning `GpuError::NotCompiled` unless built with the `gpu` feature.
 #![deny(missing_docs)]
@@ -17,6 +19,7 @@ pub mod gpu;
 pub mod matmul;
 pub mod ops;
 pub mod pool;
+pub mod sched;
 pub mod weights;
 
 pub use matmul::matmul;

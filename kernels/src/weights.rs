@@ -39,6 +39,19 @@ impl<'a> WeightView<'a> {
         &self.data[r * rb..(r + 1) * rb]
     }
 
+    /// Rows `rows` as a smaller matrix view (a task's share of the output rows).
+    ///
+    /// # Panics
+    /// When `rows` is not within `0..self.rows`.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> WeightView<'a> {
+        let rb = self.row_bytes();
+        WeightView {
+            rows: rows.len(),
+            data: &self.data[rows.start * rb..rows.end * rb],
+            ..*self
+        }
+    }
+
     /// Dequantizes row `r` into `out` (`cols` long): the embedding lookup.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         self.ty.dequantize_row(self.row(r), out)

@@ -23,6 +23,7 @@
 //! samples from it.
 #![deny(missing_docs)]
 
+mod arch;
 pub mod batch;
 pub mod error;
 mod finite;

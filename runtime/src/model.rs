@@ -1,4 +1,6 @@
-//! The Mamba-1 model: weights borrowed from the mapped file, and the forward pass.
+//! A model: weights borrowed from the mapped file, the steps every architecture
+//! shares (embedding, block norm, residual add, head), and the forward call that
+//! hands each layer to its architecture's mixer in [`crate::arch`].
 //!
 //! Dimension glossary (used in every shape comment of this crate):
 //!
@@ -8,23 +10,26 @@
 //! | `d_inner` | expanded width (expand × d_model), one SSM channel each |
 //! | `d_state` | N, SSM state size per channel                      |
 //! | `d_conv`  | K, causal conv1d kernel width                      |
-//! | `dt_rank` | R, rank of the dt projection                       |
+//! | `dt_rank` | R, rank of the dt projection (Mamba-1)             |
+//! | `H`, `P`  | Mamba-2 heads and channels per head (`d_inner = H·P`) |
+//! | `G`       | Mamba-2 groups sharing B and C                     |
+//! | `conv_dim`| Mamba-2 conv channels, `d_inner + 2·G·N` (x, B, C)  |
 //! | `vocab`   | rows of the embedding / LM head                    |
 //! | `T`       | tokens in one forward call, all sequences together |
 //! | `L`       | tokens of one sequence in one call                 |
 //! | `B`       | sequences in a batch                               |
 
+use crate::arch::{self, Layers};
 use crate::error::{Result, RuntimeError};
 use crate::finite::{all_finite, check_logits, first_bad_row};
 use crate::loader::Storage;
 use crate::state::{State, StateShape};
 use mamba_format::arch::{KEY_BOS_ID, KEY_EOS_ID, KEY_TOKENIZER_JSON};
-use mamba_format::{MambaConfig, MbinFile, Metadata, ModelConfig, QuantType, TensorInfo};
-use mamba_kernels::ops::act::add_bias;
+use mamba_format::{MbinFile, Metadata, ModelConfig, QuantType, TensorInfo};
 use mamba_kernels::ops::conv1d::conv1d_silu_threaded;
 use mamba_kernels::ops::norm::rmsnorm;
-use mamba_kernels::ops::scan::{selective_scan, ScanInputs, ScanParams};
 use mamba_kernels::pool;
+use mamba_kernels::sched::scan::rows_per_task;
 use mamba_kernels::{matmul, WeightView};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -32,39 +37,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where a tensor lives in the file.
 #[derive(Clone, Debug)]
-struct TRef {
+pub(crate) struct TRef {
     ty: QuantType,
     rows: usize,
     cols: usize,
     bytes: Range<usize>,
 }
 
-/// One layer's tensors.
-#[derive(Clone, Debug)]
-struct LayerRefs {
-    norm: TRef,             // (d_model)
-    in_proj: TRef,          // (2 d_inner, d_model)
-    in_bias: Option<TRef>,  // (2 d_inner)
-    conv_w: TRef,           // (d_inner, d_conv)
-    conv_b: Option<TRef>,   // (d_inner)
-    x_proj: TRef,           // (R + 2N, d_inner)
-    dt_proj: TRef,          // (d_inner, R)
-    dt_bias: TRef,          // (d_inner)
-    a: TRef,                // (d_inner, N), = -exp(A_log)
-    d: TRef,                // (d_inner)
-    out_proj: TRef,         // (d_model, d_inner)
-    out_bias: Option<TRef>, // (d_model)
-}
-
 /// An opened model: immutable after loading and `Sync`, so one model serves any
 /// number of sessions on any number of threads.
 pub struct Model {
     storage: Storage,
-    config: MambaConfig,
+    config: ModelConfig,
     metadata: Metadata,
     tensors: Vec<TensorInfo>,
     embeddings: TRef, // (vocab, d_model)
-    layers: Vec<LayerRefs>,
+    layers: Layers,
     norm_f: TRef,  // (d_model)
     lm_head: TRef, // (vocab, d_model); the embedding when tied
     id: u64,
@@ -98,21 +86,17 @@ pub struct Segment<'s> {
 /// and are never shrunk, so the per-token loop does not allocate.
 #[derive(Default)]
 pub struct Scratch {
-    resid: Vec<f32>,    // (T, d_model)
-    xn: Vec<f32>,       // (T, d_model)
-    x: Vec<f32>,        // (T, d_inner)
-    z: Vec<f32>,        // (T, d_inner)
-    xdbl: Vec<f32>,     // (T, R + 2N)
-    dt: Vec<f32>,       // (T, d_inner)
-    y_t: Vec<f32>,      // (d_inner, L) of one segment
-    y: Vec<f32>,        // (T, d_inner)
-    out: Vec<f32>,      // (T, d_model)
-    fin: Vec<f32>,      // (rows wanted, d_model)
-    dt_in: Vec<f32>,    // (T, R)
-    conv_buf: Vec<f32>, // (T, d_inner) of one segment, channel-chunk major
+    pub(crate) resid: Vec<f32>, // (T, d_model)
+    pub(crate) xn: Vec<f32>,    // (T, d_model)
+    pub(crate) out: Vec<f32>,   // (T, d_model), a mixer's output
+    fin: Vec<f32>,              // (rows wanted, d_model)
+    pub(crate) conv_buf: Vec<f32>, // (L, conv channels) of one segment, chunk-major
+    pub(crate) mamba1: arch::mamba1::Scratch,
+    pub(crate) mamba2: arch::mamba2::Scratch,
 }
 
-fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+/// `v[..n]`, growing `v` first when it is shorter.
+pub(crate) fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     if v.len() < n {
         v.resize(n, 0.0);
     }
@@ -140,7 +124,7 @@ impl Model {
             source,
         };
         let file = MbinFile::parse(storage.bytes()).map_err(fmt)?;
-        let ModelConfig::Mamba(config) = ModelConfig::from_file(&file).map_err(fmt)?;
+        let config = ModelConfig::from_file(&file).map_err(fmt)?;
         let tref = |name: &str| -> TRef {
             let t = file
                 .tensor(name)
@@ -153,28 +137,9 @@ impl Model {
                 bytes: start..start + t.size as usize,
             }
         };
-        let opt = |name: &str| file.tensor(name).map(|_| tref(name));
-        let layers = (0..config.n_layer)
-            .map(|i| {
-                let p = |s: &str| format!("layers.{i}.{s}");
-                LayerRefs {
-                    norm: tref(&p("norm.weight")),
-                    in_proj: tref(&p("mixer.in_proj.weight")),
-                    in_bias: opt(&p("mixer.in_proj.bias")),
-                    conv_w: tref(&p("mixer.conv1d.weight")),
-                    conv_b: opt(&p("mixer.conv1d.bias")),
-                    x_proj: tref(&p("mixer.x_proj.weight")),
-                    dt_proj: tref(&p("mixer.dt_proj.weight")),
-                    dt_bias: tref(&p("mixer.dt_proj.bias")),
-                    a: tref(&p("mixer.A")),
-                    d: tref(&p("mixer.D")),
-                    out_proj: tref(&p("mixer.out_proj.weight")),
-                    out_bias: opt(&p("mixer.out_proj.bias")),
-                }
-            })
-            .collect();
+        let layers = Layers::new(&config, |name| file.tensor(name).map(|_| tref(name)));
         let embeddings = tref("embeddings.weight");
-        let lm_head = if config.tie_embeddings {
+        let lm_head = if config.tie_embeddings() {
             embeddings.clone()
         } else {
             tref("lm_head.weight")
@@ -246,8 +211,8 @@ impl Model {
         self.file.as_deref()
     }
 
-    /// The hyper-parameters.
-    pub fn config(&self) -> &MambaConfig {
+    /// The architecture and its hyper-parameters.
+    pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
@@ -277,7 +242,7 @@ impl Model {
 
     /// Vocabulary size (rows of the LM head).
     pub fn vocab_size(&self) -> usize {
-        self.config.vocab_size
+        self.config.vocab_size()
     }
 
     /// The embedded tokenizer, if any.
@@ -318,7 +283,7 @@ impl Model {
         state.check_fits(self.id, StateShape::of(&self.config))
     }
 
-    fn view(&self, t: &TRef) -> WeightView<'_> {
+    pub(crate) fn view(&self, t: &TRef) -> WeightView<'_> {
         WeightView {
             ty: t.ty,
             rows: t.rows,
@@ -328,17 +293,11 @@ impl Model {
     }
 
     /// Rows `rows` of a matrix, as a smaller matrix view.
-    fn view_rows(&self, t: &TRef, rows: Range<usize>) -> WeightView<'_> {
-        let v = self.view(t);
-        let rb = v.row_bytes();
-        WeightView {
-            rows: rows.len(),
-            data: &v.data[rows.start * rb..rows.end * rb],
-            ..v
-        }
+    pub(crate) fn view_rows(&self, t: &TRef, rows: Range<usize>) -> WeightView<'_> {
+        self.view(t).rows(rows)
     }
 
-    fn f32s(&self, t: &TRef) -> &[f32] {
+    pub(crate) fn f32s(&self, t: &TRef) -> &[f32] {
         // Checked at load by check_f32_alignment; F32Only roles are F32 by validation.
         bytemuck::cast_slice(&self.storage.bytes()[t.bytes.clone()])
     }
@@ -347,11 +306,11 @@ impl Model {
     pub fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
         match tokens
             .iter()
-            .find(|&&t| t as usize >= self.config.vocab_size)
+            .find(|&&t| t as usize >= self.vocab_size())
         {
             Some(&id) => Err(RuntimeError::TokenOutOfRange {
                 id,
-                vocab: self.config.vocab_size,
+                vocab: self.vocab_size(),
             }),
             None => Ok(()),
         }
@@ -384,11 +343,41 @@ impl Model {
             self.check_tokens(seg.tokens)?;
             self.check_state(seg.state)?;
         }
-        let c = &self.config;
-        let (d, di, n, r) = (c.d_model, c.d_inner, c.d_state, c.dt_rank);
         let t_total: usize = segs.iter().map(|s| s.tokens.len()).sum();
+        if let Err(e) = self.embed(segs, t_total, s) {
+            logits.clear();
+            return Err(e);
+        }
+        for li in 0..self.config.n_layer() {
+            // x = RMSNorm(residual); the mixer; residual += its output.
+            self.block_norm(self.layers.norm(li), t_total, s);
+            match (&self.config, &self.layers) {
+                (ModelConfig::Mamba(c), Layers::Mamba1(ls)) => {
+                    arch::mamba1::mixer(self, c, &ls[li], li, segs, t_total, s)
+                }
+                (ModelConfig::Mamba2(c), Layers::Mamba2(ls)) => {
+                    arch::mamba2::mixer(self, c, &ls[li], li, segs, t_total, s)
+                }
+                _ => unreachable!("Layers::new follows the config's architecture"),
+            }
+            if let Err(e) = self.add_residual(li, segs, t_total, s) {
+                logits.clear();
+                return Err(e);
+            }
+        }
+        self.head(segs, want, t_total, s, logits)?;
+        // Positions advance once the whole call has succeeded.
+        for seg in segs.iter_mut() {
+            seg.state.n_tokens += seg.tokens.len() as u64;
+        }
+        Ok(())
+    }
 
-        // ── embedding ─────────────────────────────────────────────────────────
+    // ── the steps every architecture shares ──────────────────────────────────
+
+    /// The token embeddings into `s.resid: (T, d_model)`, checked for NaN.
+    fn embed(&self, segs: &[Segment<'_>], t_total: usize, s: &mut Scratch) -> Result<()> {
+        let d = self.config.d_model();
         let emb = self.view(&self.embeddings);
         let resid = grow(&mut s.resid, t_total * d);
         for (row, &tok) in resid
@@ -398,7 +387,6 @@ impl Model {
             emb.dequantize_row(tok as usize, row);
         }
         if !all_finite(resid) {
-            logits.clear();
             return Err(non_finite(
                 segs,
                 resid,
@@ -407,123 +395,60 @@ impl Model {
                 "the token embeddings".into(),
             ));
         }
+        Ok(())
+    }
 
-        for (li, l) in self.layers.iter().enumerate() {
-            // ── x = RMSNorm(residual) ─────────────────────────────────────────
-            let xn = grow(&mut s.xn, t_total * d);
-            let (resid, norm_w) = (&s.resid[..t_total * d], self.f32s(&l.norm));
-            let rows = rows_per_task(t_total);
-            pool::for_each_chunk(xn, rows * d, |i, xn| {
-                let r = &resid[i * rows * d..][..xn.len()];
-                rmsnorm(r, norm_w, c.rms_norm_eps as f32, xn);
-            });
-            // ── in_proj → (x, z) ──────────────────────────────────────────────
-            let (x, z): (&mut [f32], &mut [f32]) = if t_total == 1 {
-                // One token: one matmul (one parallel region), and the output row
-                // [x | z] splits in place.
-                let xz = grow(&mut s.x, 2 * di);
-                matmul(&self.view(&l.in_proj), xn, 1, xz);
-                xz.split_at_mut(di)
-            } else {
-                let x = grow(&mut s.x, t_total * di);
-                matmul(&self.view_rows(&l.in_proj, 0..di), xn, t_total, x);
-                let z = grow(&mut s.z, t_total * di);
-                matmul(&self.view_rows(&l.in_proj, di..2 * di), xn, t_total, z);
-                (x, z)
-            };
-            if let Some(b) = &l.in_bias {
-                let b = self.f32s(b);
-                add_bias(x, &b[..di]);
-                add_bias(z, &b[di..]);
+    /// `s.xn = RMSNorm(s.resid)` with the block norm's weight `w`, rows split
+    /// across threads.
+    fn block_norm(&self, w: &TRef, t_total: usize, s: &mut Scratch) {
+        let d = self.config.d_model();
+        let eps = self.config.rms_norm_eps() as f32;
+        let xn = grow(&mut s.xn, t_total * d);
+        let (resid, norm_w) = (&s.resid[..t_total * d], self.f32s(w));
+        let rows = rows_per_task(t_total);
+        pool::for_each_chunk(xn, rows * d, |i, xn| {
+            let r = &resid[i * rows * d..][..xn.len()];
+            rmsnorm(r, norm_w, eps, xn);
+        });
+    }
+
+    /// `s.resid += s.out`, in fp32, checked for NaN (layer `li`).
+    fn add_residual(
+        &self,
+        li: usize,
+        segs: &[Segment<'_>],
+        t_total: usize,
+        s: &mut Scratch,
+    ) -> Result<()> {
+        let d = self.config.d_model();
+        // The finiteness check rides on the add, while the rows are in cache.
+        let (out, rows) = (&s.out[..t_total * d], rows_per_task(t_total));
+        let finite = AtomicBool::new(true);
+        pool::for_each_chunk(&mut s.resid[..t_total * d], rows * d, |i, rv| {
+            for (rv, o) in rv.iter_mut().zip(&out[i * rows * d..]) {
+                *rv += o;
             }
-            // ── causal conv1d + SiLU, per sequence ────────────────────────────
-            let mut off = 0;
-            for seg in segs.iter_mut() {
-                let len = seg.tokens.len();
-                conv1d_silu_threaded(
-                    &mut x[off * di..(off + len) * di],
-                    di,
-                    seg.state.conv_mut(li),
-                    self.f32s(&l.conv_w),
-                    l.conv_b.as_ref().map(|b| self.f32s(b)),
-                    &mut s.conv_buf,
-                );
-                off += len;
+            if !all_finite(rv) {
+                finite.store(false, Ordering::Relaxed);
             }
-            // ── x_proj → (dt, B, C) ───────────────────────────────────────────
-            let xdbl = grow(&mut s.xdbl, t_total * (r + 2 * n));
-            matmul(&self.view(&l.x_proj), x, t_total, xdbl);
-            // ── dt_proj; selective scan (dt bias, softplus, D skip, SiLU(z) gate
-            // fused), per sequence ─────────────────────────────────────────────
-            let p = ScanParams {
-                a: self.f32s(&l.a),
-                d: self.f32s(&l.d),
-                dt_bias: self.f32s(&l.dt_bias),
-                d_state: n,
-            };
-            let y = grow(&mut s.y, t_total * di);
-            if t_total == 1 {
-                let xdbl = &xdbl[..r + 2 * n];
-                self.scan_step(l, &p, x, z, xdbl, segs[0].state.ssm_mut(li), y);
-            } else {
-                let dt = grow(&mut s.dt, t_total * di);
-                dt_proj(
-                    &self.view(&l.dt_proj),
-                    xdbl,
-                    r + 2 * n,
-                    r,
-                    t_total,
-                    &mut s.dt_in,
-                    dt,
-                );
-                let mut off = 0;
-                for seg in segs.iter_mut() {
-                    let len = seg.tokens.len();
-                    let rows = off..off + len;
-                    let inp = ScanInputs {
-                        x: &x[rows.start * di..rows.end * di],
-                        dt: &dt[rows.start * di..rows.end * di],
-                        bc: &xdbl[rows.start * (r + 2 * n)..rows.end * (r + 2 * n)],
-                        bc_stride: r + 2 * n,
-                        b_off: r,
-                        c_off: r + n,
-                        z: &z[rows.start * di..rows.end * di],
-                    };
-                    scan_segment(
-                        &p,
-                        &inp,
-                        seg.state.ssm_mut(li),
-                        &mut s.y_t,
-                        &mut y[rows.start * di..rows.end * di],
-                    );
-                    off += len;
-                }
-            }
-            // ── out_proj; residual add in fp32 ────────────────────────────────
-            let out = grow(&mut s.out, t_total * d);
-            matmul(&self.view(&l.out_proj), y, t_total, out);
-            if let Some(b) = &l.out_bias {
-                add_bias(out, self.f32s(b));
-            }
-            // The finiteness check rides on the add, while the rows are in cache.
-            let (out, rows) = (&*out, rows_per_task(t_total));
-            let finite = AtomicBool::new(true);
-            pool::for_each_chunk(&mut s.resid[..t_total * d], rows * d, |i, rv| {
-                for (rv, o) in rv.iter_mut().zip(&out[i * rows * d..]) {
-                    *rv += o;
-                }
-                if !all_finite(rv) {
-                    finite.store(false, Ordering::Relaxed);
-                }
-            });
-            if !finite.into_inner() {
-                logits.clear();
-                let what = format!("the output of layer {li}");
-                return Err(non_finite(segs, &s.resid[..t_total * d], d, Some(li), what));
-            }
+        });
+        if !finite.into_inner() {
+            let what = format!("the output of layer {li}");
+            return Err(non_finite(segs, &s.resid[..t_total * d], d, Some(li), what));
         }
+        Ok(())
+    }
 
-        // ── final norm and logits ─────────────────────────────────────────────
+    /// The final norm and the LM head over the rows `want` asks for.
+    fn head(
+        &self,
+        segs: &[Segment<'_>],
+        want: LogitsWanted,
+        t_total: usize,
+        s: &mut Scratch,
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
+        let (d, vocab) = (self.config.d_model(), self.vocab_size());
         let rows: Vec<usize> = match want {
             LogitsWanted::None => Vec::new(),
             LogitsWanted::All => (0..t_total).collect(),
@@ -535,30 +460,53 @@ impl Model {
                 })
                 .collect(),
         };
-        if !rows.is_empty() {
-            let fin = grow(&mut s.fin, rows.len() * d);
-            for (dst, &row) in fin.chunks_exact_mut(d).zip(&rows) {
-                dst.copy_from_slice(&s.resid[row * d..(row + 1) * d]);
-            }
-            let normed = grow(&mut s.xn, rows.len() * d);
-            rmsnorm(
-                &s.fin[..rows.len() * d],
-                self.f32s(&self.norm_f),
-                c.rms_norm_eps as f32,
-                normed,
-            );
-            logits.resize(rows.len() * c.vocab_size, 0.0);
-            matmul(&self.view(&self.lm_head), normed, rows.len(), logits);
-            if let Err(e) = check_logits(logits, c.vocab_size, |bad| locate(segs, rows[bad])) {
-                logits.clear();
-                return Err(e);
-            }
+        if rows.is_empty() {
+            return Ok(());
         }
-        // Positions advance once the whole call has succeeded.
-        for seg in segs.iter_mut() {
-            seg.state.n_tokens += seg.tokens.len() as u64;
+        let fin = grow(&mut s.fin, rows.len() * d);
+        for (dst, &row) in fin.chunks_exact_mut(d).zip(&rows) {
+            dst.copy_from_slice(&s.resid[row * d..(row + 1) * d]);
+        }
+        let normed = grow(&mut s.xn, rows.len() * d);
+        rmsnorm(
+            &s.fin[..rows.len() * d],
+            self.f32s(&self.norm_f),
+            self.config.rms_norm_eps() as f32,
+            normed,
+        );
+        logits.resize(rows.len() * vocab, 0.0);
+        matmul(&self.view(&self.lm_head), normed, rows.len(), logits);
+        if let Err(e) = check_logits(logits, vocab, |bad| locate(segs, rows[bad])) {
+            logits.clear();
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// The causal conv1d + SiLU of layer `li` over `x: (T, channels)`, in place,
+    /// sequence by sequence (each with its own conv state).
+    pub(crate) fn conv_segments(
+        &self,
+        li: usize,
+        x: &mut [f32],
+        channels: usize,
+        (w, b): (&TRef, Option<&TRef>),
+        segs: &mut [Segment<'_>],
+        buf: &mut Vec<f32>,
+    ) {
+        let mut off = 0;
+        for seg in segs.iter_mut() {
+            let len = seg.tokens.len();
+            conv1d_silu_threaded(
+                &mut x[off * channels..(off + len) * channels],
+                channels,
+                seg.state.conv_mut(li),
+                self.f32s(w),
+                b.map(|b| self.f32s(b)),
+                buf,
+            );
+            off += len;
+        }
     }
 }
 
@@ -590,163 +538,4 @@ fn locate(segs: &[Segment<'_>], mut row: usize) -> (usize, u64) {
         row -= s.tokens.len();
     }
     (segs.len(), 0)
-}
-
-/// Most channels one task of [`Model::scan_step`] takes (its dt lives on the stack).
-const STEP_CHANNELS_MAX: usize = 512;
-
-// Decode's fused step, apart from `forward` for length.
-impl Model {
-    /// The scan of a single token of a single sequence (decode), with `dt_proj`
-    /// fused in: each task computes dt for its own channels (its rows of
-    /// `dt_proj`) and scans them at once, so the small matmul needs no parallel
-    /// region (nor a pass over dt) of its own. With one token, the channel-major
-    /// scan output is the output row, written in place.
-    #[allow(clippy::too_many_arguments)]
-    fn scan_step(
-        &self,
-        l: &LayerRefs,
-        p: &ScanParams<'_>,
-        x: &[f32],
-        z: &[f32],
-        xdbl: &[f32],
-        h: &mut [f32],
-        y: &mut [f32],
-    ) {
-        let (n, r, di) = (p.d_state, self.config.dt_rank, p.d.len());
-        let per_task = di
-            .div_ceil(2 * pool::threads())
-            .next_multiple_of(8)
-            .min(STEP_CHANNELS_MAX);
-        pool::for_each_chunk_pair(h, per_task * n, y, per_task, |i, hc, yc| {
-            let cs = i * per_task..i * per_task + yc.len();
-            let mut dt = [0.0f32; STEP_CHANNELS_MAX];
-            let dt = &mut dt[..cs.len()];
-            matmul(&self.view_rows(&l.dt_proj, cs.clone()), &xdbl[..r], 1, dt);
-            let sub = ScanParams {
-                a: &p.a[cs.start * n..cs.end * n],
-                d: &p.d[cs.clone()],
-                dt_bias: &p.dt_bias[cs.clone()],
-                d_state: n,
-            };
-            let inp = ScanInputs {
-                x: &x[cs.clone()],
-                dt,
-                bc: xdbl,
-                bc_stride: xdbl.len(),
-                b_off: r,
-                c_off: r + n,
-                z: &z[cs.clone()],
-            };
-            selective_scan(&sub, &inp, 0, cs.len(), hc, yc);
-        });
-    }
-}
-
-/// `dt = dt_proj(xdbl[:, :R])`: the first R columns of each x_proj row, which are not
-/// contiguous across rows, so they are gathered per token first.
-fn dt_proj(
-    w: &WeightView<'_>,
-    xdbl: &[f32],
-    stride: usize,
-    r: usize,
-    t: usize,
-    buf: &mut Vec<f32>,
-    dt: &mut [f32],
-) {
-    let gathered = grow(buf, t * r);
-    for (dst, row) in gathered.chunks_exact_mut(r).zip(xdbl.chunks_exact(stride)) {
-        dst.copy_from_slice(&row[..r]);
-    }
-    matmul(w, gathered, t, dt);
-}
-
-/// Channels per scan task for long sequences (prefill): each task's `A` and state
-/// stay in L1 while it walks the tokens.
-const SCAN_CHANNELS_PER_TASK: usize = 32;
-/// Below this many tokens the scan reads `A` and the state once, like a weight
-/// matrix, so each thread gets long contiguous runs of channels (two tasks per
-/// thread) that the hardware prefetcher can stream.
-const SCAN_SHORT: usize = 16;
-
-/// Tokens per block of a long segment's scan: one block's inputs (x, dt, z: 3 ×
-/// 64 rows) span few enough pages and bytes to stay in the TLB and L2 while every
-/// channel group walks them. Walking all 512 rows of a prompt per channel group
-/// instead (rows 6 KB apart in mamba-130m) took 23.8 ns per channel and token
-/// against 12.7 in blocks (kernel bench, one thread, same run).
-const SCAN_BLOCK_L: usize = 64;
-
-/// The scan of one segment's `L` tokens with the output `y: (L, d_inner)`
-/// token-major: channels split across threads, long segments in blocks of
-/// [`SCAN_BLOCK_L`] tokens (the state carries over from block to block), each
-/// block's channel-major output transposed into `y` while it is hot.
-fn scan_segment(
-    p: &ScanParams<'_>,
-    inp: &ScanInputs<'_>,
-    h: &mut [f32],
-    y_t: &mut Vec<f32>,
-    y: &mut [f32],
-) {
-    let di = p.d.len();
-    let len = inp.x.len() / di;
-    let w = inp.bc_stride;
-    for t0 in (0..len).step_by(SCAN_BLOCK_L) {
-        let lb = SCAN_BLOCK_L.min(len - t0);
-        let rows = t0 * di..(t0 + lb) * di;
-        let blk = ScanInputs {
-            x: &inp.x[rows.clone()],
-            dt: &inp.dt[rows.clone()],
-            z: &inp.z[rows.clone()],
-            bc: &inp.bc[t0 * w..(t0 + lb) * w],
-            ..*inp
-        };
-        let y_t = grow(y_t, di * lb);
-        scan_parallel(p, &blk, h, y_t, lb);
-        let y_t = &*y_t;
-        let per = rows_per_task(lb);
-        pool::for_each_chunk(&mut y[rows], per * di, |i, dst| {
-            transpose(y_t, di, lb, i * per, dst);
-        });
-    }
-}
-
-fn scan_parallel(
-    p: &ScanParams<'_>,
-    inp: &ScanInputs<'_>,
-    h: &mut [f32],
-    y_t: &mut [f32],
-    len: usize,
-) {
-    let n = p.d_state;
-    let d_inner = p.d.len();
-    let per_task = if len < SCAN_SHORT {
-        d_inner.div_ceil(2 * pool::threads()).next_multiple_of(8)
-    } else {
-        SCAN_CHANNELS_PER_TASK
-    };
-    pool::for_each_chunk_pair(h, per_task * n, y_t, per_task * len, |i, hc, yc| {
-        let c0 = i * per_task;
-        selective_scan(p, inp, c0, hc.len() / n, hc, yc);
-    });
-}
-
-/// Rows (tokens) per task of the row-wise element work (norms, residual adds,
-/// the scan output's transposition): one task below 32 rows (decode), else about
-/// two tasks per thread.
-fn rows_per_task(rows: usize) -> usize {
-    if rows < 32 {
-        rows.max(1)
-    } else {
-        rows.div_ceil(2 * pool::threads())
-    }
-}
-
-/// Rows `j0 ..` of the transpose `(rows, cols)` → `(cols, rows)` of `src`, as many
-/// as `dst` holds (whole rows of `rows` values).
-fn transpose(src: &[f32], rows: usize, cols: usize, j0: usize, dst: &mut [f32]) {
-    for (j, dr) in dst.chunks_exact_mut(rows).enumerate() {
-        for (i, v) in dr.iter_mut().enumerate() {
-            *v = src[i * cols + j0 + j];
-        }
-    }
 }

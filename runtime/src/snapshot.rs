@@ -4,39 +4,56 @@
 //! sampled from them) *and* its history (the repetition penalty reads it), so a
 //! snapshot holds all three; restoring one leaves a session exactly where it was.
 //!
-//! # Format, version 2 (all integers and floats little-endian)
+//! # Format, version 3 (all integers and floats little-endian)
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 8 | magic `MSTATE02` |
+//! | 0 | 8 | magic `MSTATE03` |
 //! | 8 | 8 | owner model id ([`crate::Model::id`]) |
 //! | 16 | 8 | tokens consumed (`n_tokens`) |
-//! | 24 | 32 | shape: `n_layer`, `d_inner`, `d_conv - 1`, `d_state` (u64 each) |
-//! | 56 | 8 | `n_history`: tokens of history |
-//! | 64 | 8 | `n_logits`: 0, or the vocabulary size |
-//! | 72 | | conv state, f32 `(n_layer, d_inner, d_conv - 1)` |
+//! | 24 | 8 | architecture: 1 `mamba`, 2 `falcon-mamba`, 3 `mamba2` |
+//! | 32 | 40 | shape: `n_layer`, `d_inner`, `conv_channels`, `d_conv - 1`, `d_state` (u64 each) |
+//! | 72 | 8 | `n_history`: tokens of history |
+//! | 80 | 8 | `n_logits`: 0, or the vocabulary size |
+//! | 88 | | conv state, f32 `(n_layer, conv_channels, d_conv - 1)` |
 //! | | | SSM state, f32 `(n_layer, d_inner, d_state)` |
 //! | | | history, u32 × `n_history` |
 //! | | | last logits, f32 × `n_logits` |
 //! | end − 8 | 8 | XXH3-64 of everything before it |
 //!
-//! Version 1 (`MSTATE01`: no shape, history or logits) is refused with a message
-//! saying so: it cannot be restored exactly.
+//! Version 2 (`MSTATE02`, Mamba-1 only: no architecture, and conv channels equal
+//! to `d_inner`) is still read. Version 1 (`MSTATE01`: no shape, history or logits)
+//! is refused with a message saying so: it cannot be restored exactly.
 
 use crate::error::{Result, RuntimeError};
 use crate::finite::first_bad;
 use crate::state::{State, StateShape};
+use mamba_format::Architecture;
 use mamba_files::limits::MAX_STATE_BYTES;
 use mamba_files::AtomicFile;
 use std::io::Write;
 use std::path::Path;
 
 /// Magic of the current version.
+const MAGIC_V3: &[u8; 8] = b"MSTATE03";
+/// Magic of version 2, still read (Mamba-1 states).
 const MAGIC_V2: &[u8; 8] = b"MSTATE02";
 /// Magic of version 1, recognised only to refuse it clearly.
 const MAGIC_V1: &[u8; 8] = b"MSTATE01";
-/// Magic and the eight u64 header fields.
-const HEADER_BYTES: usize = 72;
+
+/// The architecture codes of the header, in the order of [`Architecture::ALL`]
+/// starting at 1 (0 is never written, so a zeroed header is refused).
+fn arch_code(a: Architecture) -> u64 {
+    match a {
+        Architecture::Mamba => 1,
+        Architecture::FalconMamba => 2,
+        Architecture::Mamba2 => 3,
+    }
+}
+
+fn arch_of_code(code: u64) -> Option<Architecture> {
+    Architecture::ALL.into_iter().find(|&a| arch_code(a) == code)
+}
 
 /// A sequence's position: its recurrent state, the tokens fed so far, and the
 /// logits after the last of them (empty when none were computed, e.g. a batch
@@ -63,18 +80,20 @@ impl Snapshot {
         }
     }
 
-    /// Encodes the snapshot (version 2 of the format above).
+    /// Encodes the snapshot (version 3 of the format above).
     pub fn to_bytes(&self) -> Vec<u8> {
         let s = &self.state;
         let shape = s.shape();
         let n_values = s.conv().len() + s.ssm().len() + self.logits.len();
-        let mut out = Vec::with_capacity(HEADER_BYTES + 4 * (n_values + self.history.len()) + 8);
-        out.extend_from_slice(MAGIC_V2);
+        let mut out = Vec::with_capacity(88 + 4 * (n_values + self.history.len()) + 8);
+        out.extend_from_slice(MAGIC_V3);
         for v in [
             s.model_id(),
             s.n_tokens,
+            arch_code(shape.arch),
             shape.n_layer as u64,
             shape.d_inner as u64,
+            shape.conv_channels as u64,
             shape.conv_width as u64,
             shape.d_state as u64,
             self.history.len() as u64,
@@ -111,7 +130,10 @@ impl Snapshot {
                     .into(),
             ));
         }
-        if bytes.len() < HEADER_BYTES + 8 || &bytes[..8] != MAGIC_V2 {
+        let v3 = bytes.starts_with(MAGIC_V3);
+        // Version 2 is version 3 without the architecture and conv channel fields.
+        let header_bytes = if v3 { 88 } else { 72 };
+        if bytes.len() < header_bytes + 8 || !(v3 || bytes.starts_with(MAGIC_V2)) {
             return Err(bad(
                 "not a saved Mamba state (bad magic or too short)".into()
             ));
@@ -125,13 +147,19 @@ impl Snapshot {
         let u =
             |i: usize| u64::from_le_bytes(body[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
         let (model_id, n_tokens) = (u(0), u(1));
-        let dims = [u(2), u(3), u(4), u(5)];
-        let (n_history, n_logits) = (u(6), u(7));
+        let (arch, dims, n_history, n_logits) = if v3 {
+            let arch = arch_of_code(u(2)).ok_or_else(|| {
+                bad(format!("it names an unknown architecture (code {})", u(2)))
+            })?;
+            (arch, [u(3), u(4), u(5), u(6), u(7)], u(8), u(9))
+        } else {
+            (Architecture::Mamba, [u(2), u(3), u(3), u(4), u(5)], u(6), u(7))
+        };
         // Checked arithmetic: the header is checksummed, not trusted.
         let sizes = (|| {
             // In the order State computes them (per layer, then layers).
-            let [l, di, w, n] = dims;
-            let conv = di.checked_mul(w)?.checked_mul(l)?;
+            let [l, di, cc, w, n] = dims;
+            let conv = cc.checked_mul(w)?.checked_mul(l)?;
             let ssm = di.checked_mul(n)?.checked_mul(l)?;
             let values = conv
                 .checked_add(ssm)?
@@ -140,10 +168,10 @@ impl Snapshot {
             Some((conv, ssm, values.checked_mul(4)?))
         })();
         let (n_conv, n_ssm) = match sizes {
-            Some((c, s, b)) if b == (body.len() - HEADER_BYTES) as u64 => (c as usize, s as usize),
+            Some((c, s, b)) if b == (body.len() - header_bytes) as u64 => (c as usize, s as usize),
             _ => return Err(bad("its sizes do not add up to its length (damaged)".into())),
         };
-        let mut words = body[HEADER_BYTES..].chunks_exact(4).map(|c| {
+        let mut words = body[header_bytes..].chunks_exact(4).map(|c| {
             let w: [u8; 4] = c.try_into().expect("4 bytes");
             w
         });
@@ -158,10 +186,12 @@ impl Snapshot {
             .collect();
         let logits: Vec<f32> = words.map(f32::from_le_bytes).collect();
         let shape = StateShape {
+            arch,
             n_layer: dims[0] as usize,
             d_inner: dims[1] as usize,
-            conv_width: dims[2] as usize,
-            d_state: dims[3] as usize,
+            conv_channels: dims[2] as usize,
+            conv_width: dims[3] as usize,
+            d_state: dims[4] as usize,
         };
         let snap = Snapshot {
             state: State::from_parts(shape, model_id, n_tokens, conv, ssm),

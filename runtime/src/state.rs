@@ -2,16 +2,21 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::finite::first_bad;
-use mamba_format::MambaConfig;
+use mamba_format::{Architecture, ModelConfig};
 
 /// The dimensions of a [`State`]; two models' states are interchangeable only when
 /// these match (and the owner id, which [`crate::Model::check_state`] checks too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateShape {
+    /// The architecture the state belongs to.
+    pub arch: Architecture,
     /// Layers.
     pub n_layer: usize,
-    /// Channels per layer (`d_inner`).
+    /// SSM channels per layer (`d_inner`; Mamba-2's `n_heads × head_dim`).
     pub d_inner: usize,
+    /// Channels of the causal conv (`d_inner` for Mamba-1; Mamba-2 convolves x, B
+    /// and C, `d_inner + 2 · n_groups · d_state`).
+    pub conv_channels: usize,
     /// Conv inputs kept per channel (`d_conv - 1`).
     pub conv_width: usize,
     /// SSM state per channel (`d_state`).
@@ -20,19 +25,21 @@ pub struct StateShape {
 
 impl StateShape {
     /// The state shape of a model with `config`.
-    pub fn of(config: &MambaConfig) -> StateShape {
+    pub fn of(config: &ModelConfig) -> StateShape {
         StateShape {
-            n_layer: config.n_layer,
-            d_inner: config.d_inner,
+            arch: config.architecture(),
+            n_layer: config.n_layer(),
+            d_inner: config.d_inner(),
+            conv_channels: config.conv_channels(),
             // d_conv >= 1 in every loaded model (the format checks dims > 0).
-            conv_width: config.d_conv.saturating_sub(1),
-            d_state: config.d_state,
+            conv_width: config.d_conv().saturating_sub(1),
+            d_state: config.d_state(),
         }
     }
 
-    /// Conv values per layer, `d_inner × conv_width`.
+    /// Conv values per layer, `conv_channels × conv_width`.
     pub fn conv_per_layer(&self) -> usize {
-        self.d_inner * self.conv_width
+        self.conv_channels * self.conv_width
     }
 
     /// SSM values per layer, `d_inner × d_state`.
@@ -45,22 +52,28 @@ impl std::fmt::Display for StateShape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} layers × {} channels, conv {}, d_state {}",
-            self.n_layer, self.d_inner, self.conv_width, self.d_state
+            "{}: {} layers × {} channels, conv {} × {}, d_state {}",
+            self.arch,
+            self.n_layer,
+            self.d_inner,
+            self.conv_channels,
+            self.conv_width,
+            self.d_state
         )
     }
 }
 
 /// The recurrent state of one sequence, fp32:
-/// `conv: (n_layer, d_inner, d_conv - 1)`, the last inputs of each conv channel,
-/// oldest first; `ssm: (n_layer, d_inner, d_state)`, the SSM hidden state `h`.
+/// `conv: (n_layer, conv_channels, d_conv - 1)`, the last inputs of each conv
+/// channel, oldest first; `ssm: (n_layer, d_inner, d_state)`, the SSM hidden state
+/// `h` (for Mamba-2, `(n_layer, n_heads, head_dim, d_state)`, the same size).
 ///
 /// Its size does not depend on the sequence length. Cloning forks a sequence.
 /// States come from [`crate::Model::new_state`] or a saved [`crate::Snapshot`];
 /// the forward pass refuses a state of another model, by owner id and by shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
-    conv: Vec<f32>, // (n_layer, d_inner, d_conv - 1)
+    conv: Vec<f32>, // (n_layer, conv_channels, d_conv - 1)
     ssm: Vec<f32>,  // (n_layer, d_inner, d_state)
     shape: StateShape,
     /// Tokens consumed so far.
@@ -72,7 +85,7 @@ impl State {
     /// A zero state for a model with `config`, owned by the model with id
     /// `model_id`. Crate-private: a public constructor could pair one model's id
     /// with another's shapes.
-    pub(crate) fn new(config: &MambaConfig, model_id: u64) -> State {
+    pub(crate) fn new(config: &ModelConfig, model_id: u64) -> State {
         State::zeroed(StateShape::of(config), model_id)
     }
 
@@ -123,7 +136,7 @@ impl State {
         self.model_id
     }
 
-    /// Layer `l`'s conv state `(d_inner, d_conv - 1)`.
+    /// Layer `l`'s conv state `(conv_channels, d_conv - 1)`.
     ///
     /// # Panics
     /// When `l` is not below the number of layers.
@@ -141,7 +154,7 @@ impl State {
         &mut self.ssm[l * n..(l + 1) * n]
     }
 
-    /// All conv states `(n_layer, d_inner, d_conv - 1)`.
+    /// All conv states `(n_layer, conv_channels, d_conv - 1)`.
     pub fn conv(&self) -> &[f32] {
         &self.conv
     }
@@ -159,16 +172,17 @@ impl State {
     /// Checks that this state can run on the model with id `model_id` and state
     /// shape `shape`.
     pub(crate) fn check_fits(&self, model_id: u64, shape: StateShape) -> Result<()> {
-        if self.model_id != model_id {
-            return Err(RuntimeError::BadState(format!(
-                "it belongs to model {:#018x}, not this model ({model_id:#018x})",
-                self.model_id
-            )));
-        }
+        // The shape first: it names the architecture, the clearer message.
         if self.shape != shape {
             return Err(RuntimeError::BadState(format!(
                 "its shape ({}) is not this model's ({shape})",
                 self.shape
+            )));
+        }
+        if self.model_id != model_id {
+            return Err(RuntimeError::BadState(format!(
+                "it belongs to model {:#018x}, not this model ({model_id:#018x})",
+                self.model_id
             )));
         }
         Ok(())

@@ -45,6 +45,7 @@ fn random_model(ty: QuantType, variant: usize, seed: u64) -> Model {
         tie_embeddings: true,
         conv_bias: true,
         proj_bias: false,
+        mixer_rms_eps: None,
     };
     if variant == 1 {
         // The less common options: biases, untied head, odd N and conv width.
@@ -55,6 +56,7 @@ fn random_model(ty: QuantType, variant: usize, seed: u64) -> Model {
             tie_embeddings: false,
             conv_bias: false,
             proj_bias: true,
+            mixer_rms_eps: None,
             ..cfg
         };
     }

@@ -27,6 +27,7 @@ fn config(d_state: usize, tie: bool) -> MambaConfig {
         tie_embeddings: tie,
         conv_bias: true,
         proj_bias: false,
+        mixer_rms_eps: None,
     }
 }
 
@@ -225,10 +226,11 @@ fn non_finite_state_values_are_refused_with_a_valid_checksum() {
     let snap = s.snapshot().unwrap();
     let bytes = snap.to_bytes();
     let n_conv = snap.state.conv().len();
-    let ssm_at = 72 + 4 * (n_conv + 5);
+    // The state values start after the 88-byte header of version 3.
+    let ssm_at = 88 + 4 * (n_conv + 5);
     let logits_at = bytes.len() - 8 - 4 * 3;
     for (at, v) in [
-        (72, f32::NAN),
+        (88, f32::NAN),
         (ssm_at, f32::INFINITY),
         (logits_at, f32::NAN),
     ] {
@@ -258,7 +260,7 @@ fn forged_sizes_in_a_state_file_are_refused_not_a_panic() {
     let mut s = Session::new(&m);
     s.prefill(&PROMPT).unwrap();
     let bytes = s.snapshot().unwrap().to_bytes();
-    for field in 1..9 {
+    for field in 1..11 {
         for v in [0, 1, 1 << 32, 1 << 40, u64::MAX / 3, u64::MAX] {
             let at = 8 * field;
             let forged = forge(&bytes, |b| b[at..at + 8].copy_from_slice(&v.to_le_bytes()));

@@ -7,7 +7,16 @@ use mamba_tests::{convert_dir, max_abs_diff, read_reference, shared_dir};
 /// Relative tolerance: max abs error / std of the reference logits.
 const REL_TOL: f32 = 1e-4;
 
-const FIXTURES: [&str; 3] = ["mamba-tiny-hf", "mamba-tiny-ssm", "mamba-tiny-sharded-bf16"];
+/// Every family: Mamba-1 (three checkpoint forms), Mamba-2 (transformers and
+/// state-spaces forms), Falcon-Mamba.
+const FIXTURES: [&str; 6] = [
+    "mamba-tiny-hf",
+    "mamba-tiny-ssm",
+    "mamba-tiny-sharded-bf16",
+    "mamba2-tiny-hf",
+    "mamba2-tiny-ssm",
+    "falcon-mamba-tiny-hf",
+];
 
 fn load(
     fixture: &str,
@@ -123,7 +132,13 @@ fn greedy_tokens_and_step_logits_match_reference() {
 
 #[test]
 fn batch_equals_single_sequences() {
-    let Some((model, r, _tmp)) = load("mamba-tiny-hf") else {
+    for fixture in ["mamba-tiny-hf", "mamba2-tiny-hf", "falcon-mamba-tiny-hf"] {
+        batch_equals_single_sequences_of(fixture);
+    }
+}
+
+fn batch_equals_single_sequences_of(fixture: &str) {
+    let Some((model, r, _tmp)) = load(fixture) else {
         return;
     };
     let ids = r["input_ids"].ids();
@@ -143,13 +158,13 @@ fn batch_equals_single_sequences() {
         let want = s.prefill(p).unwrap().to_vec();
         assert!(
             max_abs_diff(&got[i * v..(i + 1) * v], &want).0 < 1e-5,
-            "prefill row {i}"
+            "{fixture}: prefill row {i}"
         );
         for (k, st) in steps.iter().enumerate() {
             let want = s.step(st[i]).unwrap().to_vec();
             assert!(
                 max_abs_diff(&got_steps[k][i * v..(i + 1) * v], &want).0 < 1e-5,
-                "step {k} row {i}"
+                "{fixture}: step {k} row {i}"
             );
         }
     }

@@ -536,7 +536,7 @@ fn file_name(path: &Path) -> String {
 /// copies) and the activations of one forward call (at most `PREFILL_CHUNK`
 /// tokens in prefill, `B` in a decode step). Errors when a size overflows.
 pub fn memory_needed(
-    config: &mamba_format::MambaConfig,
+    config: &mamba_format::ModelConfig,
     state_bytes: u64,
     b: usize,
     p: usize,
@@ -544,11 +544,13 @@ pub fn memory_needed(
     use crate::mem::{mul, sum};
     let (b, p) = (b as u64, p.max(1) as u64);
     let c = |v: usize| v as u64;
+    // Mamba-1: x, z, dt, y (+ x_proj's R + 2N); Mamba-2: z, xBC, y, the gated y
+    // (+ dt per head): both within 8 × d_inner + 2 × conv channels.
     let per_token = 4
-        * (4 * c(config.d_model)
-            + 8 * c(config.d_inner)
-            + 2 * c(config.dt_rank)
-            + 2 * c(config.d_state));
+        * (4 * c(config.d_model())
+            + 8 * c(config.d_inner())
+            + 2 * c(config.conv_channels())
+            + 4 * c(config.d_state()));
     let chunk = c(mamba_runtime::session::PREFILL_CHUNK);
     let tokens = mul(b, p, "batch × prompt tokens")?;
     let forward_tokens = tokens.min(chunk).max(b);
@@ -559,7 +561,7 @@ pub fn memory_needed(
             mul(b, state_bytes, "the states")?,
             mul(
                 mul(b, 4 * 4, "the logits")?,
-                c(config.vocab_size),
+                c(config.vocab_size()),
                 "the logits",
             )?,
             mul(forward_tokens, per_token, "the activations")?,

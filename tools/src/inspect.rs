@@ -206,7 +206,7 @@ pub struct Verification {
     pub failed_tensors: Vec<String>,
     /// The architecture and hyper-parameters, when the file passes
     /// `ModelConfig::from_file`.
-    pub config: Option<BTreeMap<&'static str, serde_json::Value>>,
+    pub config: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 impl Report {
@@ -458,6 +458,31 @@ impl MetadataEntry {
 }
 
 /// A float as JSON; NaN and infinities, which JSON lacks, as strings.
+/// The architecture and its hyper-parameters as JSON: `architecture` and each
+/// `ARCH.key` of SPEC.md §5 without its namespace.
+fn config_json(c: &ModelConfig) -> BTreeMap<String, serde_json::Value> {
+    use serde_json::json;
+    let mut md = mamba_format::Metadata::new();
+    // A config read from a file writes back without error.
+    let _ = c.to_metadata(&mut md);
+    md.iter()
+        .map(|(k, v)| {
+            let key = match k.split_once('.') {
+                Some(("general", "architecture")) | None => "architecture",
+                Some((_, name)) => name,
+            };
+            let value = match v {
+                Value::F64(x) => float(*x),
+                Value::U64(x) => json!(x),
+                Value::Bool(x) => json!(x),
+                Value::String(x) => json!(x),
+                other => json!(other.summary()),
+            };
+            (key.to_string(), value)
+        })
+        .collect()
+}
+
 fn float(x: f64) -> serde_json::Value {
     serde_json::Number::from_f64(x).map_or_else(
         || serde_json::Value::String(x.to_string()),
@@ -530,23 +555,7 @@ impl Verification {
             }
         }
         let config = match ModelConfig::from_file(file) {
-            Ok(ModelConfig::Mamba(c)) => {
-                use serde_json::json;
-                Some(BTreeMap::from([
-                    ("architecture", json!("mamba")),
-                    ("d_model", json!(c.d_model)),
-                    ("n_layer", json!(c.n_layer)),
-                    ("d_state", json!(c.d_state)),
-                    ("d_conv", json!(c.d_conv)),
-                    ("d_inner", json!(c.d_inner)),
-                    ("dt_rank", json!(c.dt_rank)),
-                    ("vocab_size", json!(c.vocab_size)),
-                    ("rms_norm_eps", float(c.rms_norm_eps)),
-                    ("tie_embeddings", json!(c.tie_embeddings)),
-                    ("conv_bias", json!(c.conv_bias)),
-                    ("proj_bias", json!(c.proj_bias)),
-                ]))
-            }
+            Ok(c) => Some(config_json(&c)),
             Err(e) => {
                 problems.push(format!("architecture: {e}"));
                 None

@@ -301,6 +301,7 @@ pub fn tiny_config() -> MambaConfig {
         tie_embeddings: false,
         conv_bias: true,
         proj_bias: false,
+        mixer_rms_eps: None,
     }
 }
 

@@ -9,6 +9,12 @@
 //! | `avx2`      | tiled, quantized activations, AVX2 + FMA + F16C  | AVX2, fast `exp`  | x86-64 with AVX2, FMA and F16C (run-time check) |
 //! | `neon`      | tiled, quantized activations: NEON for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the quantizers, `GENERIC`'s tiles for the other types | NEON, fast `exp` (scan over the state for d_state a multiple of 4 up to 32, or 64; conv1d for widths 2–8; else `_ref`) | aarch64 (NEON is baseline there) |
 //!
+//! The Mamba-2 scans ([`crate::sched::mamba2`]) are the `_ref` ones in
+//! [`SCALAR`]; [`GENERIC`] runs the recurrence in partial sums that the compiler
+//! vectorises and the chunked reference; `avx2` has its own recurrence and
+//! matrix-product tiles; `neon` compiles the portable code with fused
+//! multiply-adds.
+//!
 //! The choice is made on first use of [`kernels`] and never changes. Nothing is
 //! logged; [`Kernels::name`] says what was chosen. A binary built without
 //! `-C target-cpu=native` still gets the AVX2 table: detection is at run time
@@ -34,6 +40,7 @@ pub mod tile;
 mod x86_64;
 
 use crate::ops::scan::{ScanInputs, ScanParams};
+use crate::ops::ssd::{Mamba2Inputs, Mamba2Params, Mamba2Task};
 use crate::weights::WeightView;
 use mamba_format::QuantType;
 use std::sync::OnceLock;
@@ -44,6 +51,12 @@ pub use act::{act_nmse_budget, ActType, BlockQ8K, BlockQ8_1};
 pub type MatmulFn = fn(&WeightView<'_>, &[f32], usize, &mut [f32]);
 /// The selective scan; see [`crate::ops::scan::selective_scan`].
 pub type ScanFn = fn(&ScanParams<'_>, &ScanInputs<'_>, usize, usize, &mut [f32], &mut [f32]);
+/// The Mamba-2 recurrence over a task; see [`crate::ops::ssd::mamba2_scan_task_ref`].
+pub type Mamba2ScanFn = fn(&Mamba2Params<'_>, &Mamba2Inputs<'_>, Mamba2Task<'_>);
+/// The chunked Mamba-2 scan over a task (chunk size, scratch); see
+/// [`crate::ops::ssd::mamba2_chunked_task_ref`].
+pub type Mamba2ChunkedFn =
+    fn(&Mamba2Params<'_>, &Mamba2Inputs<'_>, Mamba2Task<'_>, usize, &mut [f32]);
 /// Causal conv1d + SiLU; see [`crate::ops::conv1d::conv1d_silu`].
 pub type Conv1dFn = fn(&mut [f32], usize, &mut [f32], &[f32], Option<&[f32]>);
 
@@ -58,6 +71,11 @@ pub struct Kernels {
     pub selective_scan: ScanFn,
     /// Causal conv1d + SiLU; see [`crate::ops::conv1d::conv1d_silu`].
     pub conv1d_silu: Conv1dFn,
+    /// The Mamba-2 recurrence (decode, short prompts); see
+    /// [`crate::sched::mamba2::mamba2_scan`].
+    pub mamba2_scan: Mamba2ScanFn,
+    /// The chunked Mamba-2 scan (prefill); see [`crate::sched::mamba2::mamba2_scan`].
+    pub mamba2_chunked: Mamba2ChunkedFn,
     /// The tile kernels and activation quantizers behind `matmul`, for tables that
     /// use the tiled driver (`None` for [`SCALAR`]). Their `unsafe fn`s may be
     /// called only on a CPU that this table was chosen for (any table returned by
@@ -71,6 +89,8 @@ pub static SCALAR: Kernels = Kernels {
     matmul: crate::matmul::matmul_ref,
     selective_scan: crate::ops::scan::selective_scan_ref,
     conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+    mamba2_scan: crate::ops::ssd::mamba2_scan_task_ref,
+    mamba2_chunked: crate::ops::ssd::mamba2_chunked_task_ref,
     tiled: None,
 };
 
@@ -82,6 +102,10 @@ pub static GENERIC: Kernels = Kernels {
     matmul: scalar::matmul_generic,
     selective_scan: crate::ops::scan::selective_scan_ref,
     conv1d_silu: crate::ops::conv1d::conv1d_silu_ref,
+    // The recurrence in partial sums, which vectorises on any target (no FMA:
+    // without the feature `mul_add` is a libm call).
+    mamba2_scan: crate::ops::ssd::scan_task_with::<false>,
+    mamba2_chunked: crate::ops::ssd::mamba2_chunked_task_ref,
     tiled: Some(&scalar::GENERIC_MATMUL),
 };
 

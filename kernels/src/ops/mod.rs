@@ -3,5 +3,7 @@
 
 pub mod act;
 pub mod conv1d;
+pub mod gated_norm;
 pub mod norm;
 pub mod scan;
+pub mod ssd;

@@ -5,7 +5,7 @@ use super::{dev_err, GpuModel};
 use crate::error::{Result, RuntimeError};
 use crate::finite::check_logits;
 use crate::snapshot::Snapshot;
-use crate::state::{State, StateShape};
+use crate::state::State;
 use mamba_kernels::gpu::{
     self, ConvArgs, DeviceBuffer, DeviceWeight, Mat, MatMut, MatmulArgs, MatmulKernel, NormArgs,
 };
@@ -285,7 +285,7 @@ impl<'m> GpuBatch<'m> {
         self.check_index(i)?;
         self.model.select()?;
         let c = &self.model.config;
-        let mut st = State::new(c, self.model.model_id);
+        let mut st = State::zeroed(self.model.state_shape, self.model.model_id);
         let (pc, ps) = (c.d_inner * (c.d_conv - 1), c.d_inner * c.d_state);
         for l in 0..c.n_layer {
             self.conv
@@ -304,7 +304,7 @@ impl<'m> GpuBatch<'m> {
     /// no longer follow every state, are cleared.
     pub fn set_state(&mut self, i: usize, state: &State) -> Result<()> {
         self.check_index(i)?;
-        state.check_fits(self.model.model_id, StateShape::of(&self.model.config))?;
+        state.check_fits(self.model.model_id, self.model.state_shape)?;
         state.check_finite()?;
         self.logits.clear();
         self.model.select()?;
@@ -625,7 +625,7 @@ impl<'m> GpuSession<'m> {
     /// [`crate::Session::restore`]); nothing changes unless it fits this model.
     pub fn restore(&mut self, snap: Snapshot) -> Result<()> {
         let m = self.batch.model;
-        snap.check_for(m.model_id, StateShape::of(&m.config), m.vocab_size())?;
+        snap.check_for(m.model_id, m.state_shape, m.vocab_size())?;
         self.batch.set_state(0, &snap.state)?;
         self.batch.logits = snap.logits;
         self.history = snap.history;

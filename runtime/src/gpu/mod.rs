@@ -49,7 +49,8 @@ pub use device::Device;
 
 use crate::error::{Result, RuntimeError};
 use crate::model::Model;
-use mamba_format::{MambaConfig, QuantType};
+use crate::state::StateShape;
+use mamba_format::{MambaConfig, ModelConfig, QuantType};
 use mamba_kernels::gpu::{self, DeviceBuffer, DeviceWeight, GpuError};
 use mamba_kernels::WeightView;
 
@@ -77,6 +78,7 @@ pub(crate) struct GpuLayer {
 pub struct GpuModel {
     pub(crate) device: usize,
     pub(crate) config: MambaConfig,
+    pub(crate) state_shape: StateShape,
     pub(crate) model_id: u64,
     pub(crate) embeddings: DeviceWeight,
     lm_head: Option<DeviceWeight>,
@@ -105,7 +107,19 @@ impl GpuModel {
     pub fn upload(model: &Model, device: usize) -> Result<GpuModel> {
         gpu::set_device(device).map_err(dev_err)?;
         let info = gpu::device_info(device).map_err(dev_err)?;
-        let config = model.config().clone();
+        // The device kernels are Mamba-1's; the other families run on the CPU for
+        // now, and say so rather than run wrong.
+        let config = match model.config() {
+            ModelConfig::Mamba(c) if c.mixer_rms_eps.is_none() => c.clone(),
+            other => {
+                return Err(RuntimeError::Device(format!(
+                    "the GPU backend runs Mamba-1 models; this one is {}, which runs on \
+                     the CPU (--device cpu)",
+                    other.architecture()
+                )))
+            }
+        };
+        let state_shape = StateShape::of(model.config());
         let tensor = |name: &str| {
             model
                 .tensor_data(name)
@@ -182,6 +196,7 @@ impl GpuModel {
         Ok(GpuModel {
             device,
             config,
+            state_shape,
             model_id: model.id(),
             embeddings,
             lm_head,

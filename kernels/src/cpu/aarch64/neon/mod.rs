@@ -43,6 +43,10 @@ pub(super) static KERNELS: Kernels = Kernels {
     matmul,
     selective_scan: ssm::selective_scan,
     conv1d_silu: ssm::conv1d_silu,
+    // The portable Mamba-2 code with fused multiply-adds, vectorised by the
+    // compiler for NEON (baseline here, FMA included); not measured on ARM.
+    mamba2_scan: crate::ops::ssd::scan_task_with::<true>,
+    mamba2_chunked: crate::ops::ssd::chunked_task_with::<crate::ops::ssd::Portable<true>>,
     tiled: Some(&MATMUL),
 };
 

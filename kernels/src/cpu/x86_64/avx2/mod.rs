@@ -1,5 +1,6 @@
 //! AVX2 + FMA + F16C kernels (x86-64-v3 minus the rest): quantized-activation
-//! matmul tiles, activation quantizers, the selective scan and conv1d.
+//! matmul tiles, activation quantizers, the selective scan, conv1d and the
+//! Mamba-2 scans.
 //!
 //! Every function here is `#[target_feature(enable = "avx2,fma,f16c")] unsafe fn`
 //! or a safe wrapper that is reachable only through [`KERNELS`], which
@@ -11,6 +12,7 @@ mod math;
 mod q4;
 mod q8_0;
 mod quantize;
+mod ssd;
 mod ssm;
 
 use crate::cpu::act::ActType;
@@ -26,6 +28,8 @@ pub(super) static KERNELS: Kernels = Kernels {
     matmul,
     selective_scan: ssm::selective_scan,
     conv1d_silu: ssm::conv1d_silu,
+    mamba2_scan: ssd::mamba2_scan,
+    mamba2_chunked: ssd::mamba2_chunked,
     tiled: Some(&MATMUL),
 };
 
