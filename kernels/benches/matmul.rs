@@ -10,7 +10,7 @@
 //! cargo bench -p mamba-kernels --bench matmul -- tune         # 1 thread, L2-resident, n = 1..64
 //! cargo bench -p mamba-kernels --bench matmul -- ops          # scan and conv1d only
 //! cargo bench -p mamba-kernels --bench matmul -- layers       # decode's matmuls over 24 layers
-//! cargo bench -p mamba-kernels --bench matmul -- mamba2       # Mamba-2 scan: recurrence vs chunked
+//! cargo bench -p mamba-kernels --bench matmul -- mamba2       # Mamba-2 scan: recurrence vs chunked (l=512: one length)
 //! ```
 //!
 //! `tune` reports the fastest of many short calls, which stays meaningful on a
@@ -267,7 +267,7 @@ fn layers() {
 /// the scalar table's.
 fn mamba2() {
     use mamba_kernels::ops::ssd::{chunked_scratch_len, Mamba2Inputs, Mamba2Params, Mamba2Task};
-    use mamba_kernels::sched::mamba2::{mamba2_scan_with, Mamba2Path, Mamba2Scratch};
+    use mamba_kernels::sched::mamba2::{mamba2_scan_with, Mamba2Path, Mamba2Scratch, CHUNK};
     let (h, pp, n, g) = (8usize, 64usize, 64usize, 1usize);
     let (di, l_max) = (h * pp, 512usize);
     let stride = di + 2 * g * n;
@@ -348,7 +348,7 @@ fn mamba2() {
         dt_off: 0,
     };
     let mut y = vec![0.0f32; l * di];
-    let mut sc = vec![0.0f32; chunked_scratch_len(&p, di, 64)];
+    let mut sc = vec![0.0f32; chunked_scratch_len(&p, di, CHUNK)];
     for t in [k, &cpu::SCALAR] {
         let rec = cpu_time(40, || {
             let task = Mamba2Task {
@@ -368,11 +368,11 @@ fn mamba2() {
                 y: &mut y,
                 y_stride: di,
             };
-            (t.mamba2_chunked)(&p, &inp, task, 64, &mut sc)
+            (t.mamba2_chunked)(&p, &inp, task, CHUNK, &mut sc)
         });
-        let flops = 2.0 * (l * h) as f64 * (2 * n * pp + 64 * pp / 2) as f64;
+        let flops = 2.0 * (l * h) as f64 * (2 * n * pp + CHUNK * pp / 2) as f64;
         println!(
-            "table {:<7} L {l}: recurrence {:.0} µs, chunked Q=64 {:.0} µs ({:.1} GFLOP/s in its products)",
+            "table {:<7} L {l}: recurrence {:.0} µs, chunked Q={CHUNK} {:.0} µs ({:.1} GFLOP/s in its products)",
             t.name,
             rec * 1e6,
             chk * 1e6,

@@ -19,9 +19,10 @@ use mamba_kernels::sched::mamba2::{
 
 /// Max error of the chunked algorithm (and of the SIMD and threaded kernels)
 /// against the recurrence, relative to the output's scale (`max |y_ref|`, or
-/// `max |h_ref|` for the state). Both orders of summation round differently;
-/// over a few hundred tokens the difference stays near 1e-6.
-const REL_TOL: f32 = 1e-4;
+/// `max |h_ref|` for the state). The orders of summation differ, so results
+/// differ by rounding: at most 7e-7 in these tests (x86-64 and aarch64), the
+/// adversarial cases included; the brief's budget was 1e-4.
+const REL_TOL: f32 = 1e-5;
 
 /// (H, G, P, N): odd head counts, odd P and N, one to three groups.
 const SHAPES: [(usize, usize, usize, usize); 5] = [
@@ -312,17 +313,23 @@ fn adversarial_inputs() {
     let mut c = Case::new(&mut rng, shape, l);
     c.a = vec![-1e-4, -1e-3, -1e-6, -0.5];
     cases.push(("no decay", c));
+    let mut worst = 0.0f32;
     for (what, c) in cases {
         let want = c.reference();
         assert!(want.1.iter().all(|v| v.is_finite()), "{what}: reference");
-        assert_close(&format!("{what} chunked"), &c.chunked(0, c.h, CHUNK), &want);
-        assert_close(&format!("{what} chunked 5"), &c.chunked(0, c.h, 5), &want);
-        assert_close(&format!("{what} threaded"), &c.threaded(2, None), &want);
+        let mut runs = vec![
+            ("chunked", c.chunked(0, c.h, CHUNK)),
+            ("chunked 5", c.chunked(0, c.h, 5)),
+            ("threaded", c.threaded(2, None)),
+        ];
         for path in [Mamba2Path::Recurrence, Mamba2Path::Chunked(CHUNK)] {
-            let got = c.threaded(2, Some(path));
-            assert_close(&format!("{what} {path:?}"), &got, &want);
+            runs.push(("threaded path", c.threaded(2, Some(path))));
+        }
+        for (how, got) in runs {
+            worst = worst.max(assert_close(&format!("{what}: {how}"), &got, &want));
         }
     }
+    eprintln!("adversarial: max rel err {worst:.2e} (tolerance {REL_TOL:.0e})");
 }
 
 #[test]

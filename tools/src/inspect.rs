@@ -449,6 +449,8 @@ impl MetadataEntry {
     /// The value as shown in the text report.
     fn shown(&self) -> String {
         match (&self.value, self.bytes, self.len) {
+            // A non-finite float, a string only in JSON: shown bare, like the others.
+            (Some(serde_json::Value::String(x)), _, _) if self.ty.starts_with('f') => x.clone(),
             (Some(v), _, _) => v.to_string(),
             (None, Some(b), _) => format!("<{b} bytes>"),
             (None, _, Some(n)) => format!("<{n} elements>"),

@@ -54,7 +54,7 @@ impl Layer {
 #[derive(Default)]
 pub(crate) struct Scratch {
     z: Vec<f32>,   // (T, d_inner)
-    xbc: Vec<f32>, // (T, conv_dim)
+    xbc: Vec<f32>, // (T, conv_dim), or the whole in_proj row of one token
     dt: Vec<f32>,  // (T, H), before bias and softplus
     y: Vec<f32>,   // (T, d_inner)
     yn: Vec<f32>,  // (T, d_inner), gated and normalized
@@ -75,18 +75,26 @@ pub(crate) fn mixer(
     let (d, di, cd, h) = (c.d_model, c.d_inner(), c.conv_dim(), c.n_heads);
     let xn = &s.xn[..t_total * d];
     let m2 = &mut s.mamba2;
-    // ── in_proj → (z, xBC, dt): one matmul per part, so each is contiguous ────
-    let z = grow(&mut m2.z, t_total * di);
-    matmul(&m.view_rows(&l.in_proj, 0..di), xn, t_total, z);
-    let xbc = grow(&mut m2.xbc, t_total * cd);
-    matmul(&m.view_rows(&l.in_proj, di..di + cd), xn, t_total, xbc);
-    let dt = grow(&mut m2.dt, t_total * h);
-    matmul(
-        &m.view_rows(&l.in_proj, di + cd..di + cd + h),
-        xn,
-        t_total,
-        dt,
-    );
+    // ── in_proj → (z, xBC, dt) ────────────────────────────────────────────────
+    let (z, xbc, dt): (&mut [f32], &mut [f32], &mut [f32]) = if t_total == 1 {
+        // One token: one matmul (one parallel region), and the output row
+        // [z | xBC | dt] splits in place.
+        let row = grow(&mut m2.xbc, di + cd + h);
+        matmul(&m.view(&l.in_proj), xn, 1, row);
+        let (z, rest) = row.split_at_mut(di);
+        let (xbc, dt) = rest.split_at_mut(cd);
+        (z, xbc, dt)
+    } else {
+        // One matmul per part, so that each part's rows are contiguous.
+        let z = grow(&mut m2.z, t_total * di);
+        matmul(&m.view_rows(&l.in_proj, 0..di), xn, t_total, z);
+        let xbc = grow(&mut m2.xbc, t_total * cd);
+        matmul(&m.view_rows(&l.in_proj, di..di + cd), xn, t_total, xbc);
+        let dt = grow(&mut m2.dt, t_total * h);
+        let dt_rows = di + cd..di + cd + h;
+        matmul(&m.view_rows(&l.in_proj, dt_rows), xn, t_total, dt);
+        (z, xbc, dt)
+    };
     if let Some(b) = &l.in_bias {
         let b = m.f32s(b);
         add_bias(z, &b[..di]);

@@ -3,17 +3,23 @@
 //! [`mamba2_chunked_task_ref`](crate::ops::ssd::mamba2_chunked_task_ref); the
 //! results differ from them by rounding only (`tests/ssd.rs` bounds it).
 //!
-//! - The recurrence ([`scan`]) is written with intrinsics: the portable
-//!   `scan_task_with` compiled with AVX2 vectorised its state update but left
-//!   `Σ h·C` 4 lanes wide with spills (LLVM's SLP vectoriser), and ran at the
-//!   scalar table's speed.
+//! Why not the portable code compiled with AVX2 (the brief's rule: keep it if
+//! within 1.5× of hand-written code)? Measured on one layer (H 8, P 64, N 64,
+//! L 512, one thread; `cargo bench --bench matmul -- mamba2`):
+//!
+//! - The recurrence ([`scan`]): the portable `scan_task_with` built inside a
+//!   `#[target_feature]` function vectorises the state update 8 wide but
+//!   `Σ h·C` only 4 wide with spills (LLVM's SLP vectoriser): 6.0 ms; these
+//!   intrinsics (channels in pairs, 4 FMA chains): 2.2 ms; the scalar table's
+//!   recurrence: 15.6 ms.
 //! - The chunked scan is the portable `chunked_task_with` (contiguous loops,
 //!   `#[inline(always)]` throughout) compiled inside a `#[target_feature]`
-//!   function, over the matrix products of [`Avx2`]: 6 × 16 register tiles
-//!   (12 YMM accumulators), masked loads for widths that are not a multiple of
-//!   8. The portable 4 × 16 tiles compiled this way vectorise too, but ran at
-//!   about a third of the FMA peak (bounds checks and index arithmetic in the
-//!   `k` loop). Figures: see [`crate::sched::mamba2`].
+//!   function, over the matrix products of [`Avx2`]: 6 × 16 register tiles (12
+//!   YMM accumulators) and masked loads for widths that are not a multiple of
+//!   8, and 8 × 8 register transposes of the state. With the portable 4 × 16
+//!   tiles compiled this way (vectorised, but with bounds checks and index
+//!   arithmetic in the `k` loop) it took 2.9 ms (29 GFLOP/s in its products);
+//!   with these, 1.4 ms (55 GFLOP/s). The scalar table's: 6.7 ms.
 
 use super::hsum_ps;
 use crate::ops::ssd::{
