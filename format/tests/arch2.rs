@@ -175,7 +175,11 @@ fn mamba2_time_step_limits() {
     }
     // A finite limit pair is fine.
     let b = zero_file(
-        &with(&with(&md, "mamba2.dt_min", Value::F64(1e-3)), "mamba2.dt_max", Value::F64(0.1)),
+        &with(
+            &with(&md, "mamba2.dt_min", Value::F64(1e-3)),
+            "mamba2.dt_max",
+            Value::F64(0.1),
+        ),
         &sp,
     );
     config_of(&b).unwrap();
@@ -272,6 +276,12 @@ fn falcon_mamba_needs_its_eps_and_mamba_refuses_it() {
 #[test]
 fn describe_lists_the_keys() {
     let d = ModelConfig::Mamba2(tiny2()).describe();
-    assert!(d.iter().any(|(k, v)| k == "mamba2.n_groups" && v == "2"), "{d:?}");
-    assert!(d.iter().any(|(k, v)| k == "mamba2.dt_max" && v == "inf"), "{d:?}");
+    assert!(
+        d.iter().any(|(k, v)| k == "mamba2.n_groups" && v == "2"),
+        "{d:?}"
+    );
+    assert!(
+        d.iter().any(|(k, v)| k == "mamba2.dt_max" && v == "inf"),
+        "{d:?}"
+    );
 }

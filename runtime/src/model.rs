@@ -86,13 +86,14 @@ pub struct Segment<'s> {
 /// and are never shrunk, so the per-token loop does not allocate.
 #[derive(Default)]
 pub struct Scratch {
-    pub(crate) resid: Vec<f32>, // (T, d_model)
-    pub(crate) xn: Vec<f32>,    // (T, d_model)
-    pub(crate) out: Vec<f32>,   // (T, d_model), a mixer's output
-    fin: Vec<f32>,              // (rows wanted, d_model)
+    pub(crate) resid: Vec<f32>,    // (T, d_model)
+    pub(crate) xn: Vec<f32>,       // (T, d_model)
+    pub(crate) out: Vec<f32>,      // (T, d_model), a mixer's output
+    fin: Vec<f32>,                 // (rows wanted, d_model)
     pub(crate) conv_buf: Vec<f32>, // (L, conv channels) of one segment, chunk-major
     pub(crate) mamba1: arch::mamba1::Scratch,
-    pub(crate) mamba2: arch::mamba2::Scratch,
+    // Boxed: Mamba-2's per-task scan buffers would make every Session large.
+    pub(crate) mamba2: Box<arch::mamba2::Scratch>,
 }
 
 /// `v[..n]`, growing `v` first when it is shorter.
@@ -304,10 +305,7 @@ impl Model {
 
     /// Checks every token id of every segment.
     pub fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
-        match tokens
-            .iter()
-            .find(|&&t| t as usize >= self.vocab_size())
-        {
+        match tokens.iter().find(|&&t| t as usize >= self.vocab_size()) {
             Some(&id) => Err(RuntimeError::TokenOutOfRange {
                 id,
                 vocab: self.vocab_size(),

@@ -28,9 +28,9 @@
 use crate::error::{Result, RuntimeError};
 use crate::finite::first_bad;
 use crate::state::{State, StateShape};
-use mamba_format::Architecture;
 use mamba_files::limits::MAX_STATE_BYTES;
 use mamba_files::AtomicFile;
+use mamba_format::Architecture;
 use std::io::Write;
 use std::path::Path;
 
@@ -52,7 +52,9 @@ fn arch_code(a: Architecture) -> u64 {
 }
 
 fn arch_of_code(code: u64) -> Option<Architecture> {
-    Architecture::ALL.into_iter().find(|&a| arch_code(a) == code)
+    Architecture::ALL
+        .into_iter()
+        .find(|&a| arch_code(a) == code)
 }
 
 /// A sequence's position: its recurrent state, the tokens fed so far, and the
@@ -148,12 +150,16 @@ impl Snapshot {
             |i: usize| u64::from_le_bytes(body[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
         let (model_id, n_tokens) = (u(0), u(1));
         let (arch, dims, n_history, n_logits) = if v3 {
-            let arch = arch_of_code(u(2)).ok_or_else(|| {
-                bad(format!("it names an unknown architecture (code {})", u(2)))
-            })?;
+            let arch = arch_of_code(u(2))
+                .ok_or_else(|| bad(format!("it names an unknown architecture (code {})", u(2))))?;
             (arch, [u(3), u(4), u(5), u(6), u(7)], u(8), u(9))
         } else {
-            (Architecture::Mamba, [u(2), u(3), u(3), u(4), u(5)], u(6), u(7))
+            (
+                Architecture::Mamba,
+                [u(2), u(3), u(3), u(4), u(5)],
+                u(6),
+                u(7),
+            )
         };
         // Checked arithmetic: the header is checksummed, not trusted.
         let sizes = (|| {

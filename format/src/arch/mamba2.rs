@@ -142,7 +142,10 @@ impl Mamba2Config {
         }
         md.set("mamba2.rms_norm_eps", Value::F64(self.rms_norm_eps))?;
         md.set("mamba2.norm_eps", Value::F64(self.norm_eps))?;
-        md.set("mamba2.norm_before_gate", Value::Bool(self.norm_before_gate))?;
+        md.set(
+            "mamba2.norm_before_gate",
+            Value::Bool(self.norm_before_gate),
+        )?;
         md.set("mamba2.dt_min", Value::F64(self.dt_min))?;
         md.set("mamba2.dt_max", Value::F64(self.dt_max))?;
         md.set("mamba2.tie_embeddings", Value::Bool(self.tie_embeddings))?;

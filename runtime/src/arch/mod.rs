@@ -25,12 +25,12 @@ impl Layers {
         match config {
             ModelConfig::Mamba(c) => Layers::Mamba1(
                 (0..c.n_layer)
-                    .map(|i| mamba1::Layer::new(|s| format!("layers.{i}.{s}"), &req, &tref))
+                    .map(|i| mamba1::Layer::new(|s| format!("layers.{i}.{s}"), req, &tref))
                     .collect(),
             ),
             ModelConfig::Mamba2(c) => Layers::Mamba2(
                 (0..c.n_layer)
-                    .map(|i| mamba2::Layer::new(|s| format!("layers.{i}.{s}"), &req, &tref))
+                    .map(|i| mamba2::Layer::new(|s| format!("layers.{i}.{s}"), req, &tref))
                     .collect(),
             ),
         }
