@@ -61,6 +61,9 @@ fn f32_conversion_holds_the_source_values_exactly() {
         "mamba-tiny-hf",
         "mamba-tiny-sharded-bf16",
         "mamba-shakespeare",
+        "mamba2-tiny-hf",
+        "falcon-mamba-tiny-hf",
+        "mamba2-shakespeare",
     ] {
         let dir = fixture(input).unwrap();
         let out = tmp.path().join(format!("{input}.mbin"));
@@ -78,6 +81,7 @@ fn f32_conversion_holds_the_source_values_exactly() {
             let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap();
             let mut expected = widen(&view);
             if is_a {
+                // A = -exp(A_log), in f32 (SPEC MUST-A11).
                 expected.iter_mut().for_each(|a| *a = -(a.exp()));
             }
             let got = f32_values(file.tensor_data(t));

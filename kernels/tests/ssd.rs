@@ -24,13 +24,15 @@ use mamba_kernels::sched::mamba2::{
 /// adversarial cases included; the brief's budget was 1e-4.
 const REL_TOL: f32 = 1e-5;
 
-/// (H, G, P, N): odd head counts, odd P and N, one to three groups.
-const SHAPES: [(usize, usize, usize, usize); 5] = [
+/// (H, G, P, N): odd head counts, odd P and N, one to three groups; N = 23 =
+/// 16 + 4 + 3 reaches every width step of a 16-state, 4-state, 1-state kernel.
+const SHAPES: [(usize, usize, usize, usize); 6] = [
     (3, 1, 5, 7),
     (4, 2, 32, 16),
     (6, 3, 5, 16),
     (4, 2, 32, 7),
     (2, 1, 16, 64),
+    (2, 2, 7, 23),
 ];
 
 /// One layer's parameters and one sequence's inputs and incoming state.
@@ -340,12 +342,14 @@ fn simd_and_portable_tables_match_the_scalar_one() {
     for k in tables {
         let mut worst = 0.0f32;
         for shape in SHAPES {
-            for l in [1, 7, 3 * 8 + 5] {
+            // Around chunk 8: L = 1, chunk − 1, chunk, chunk + 1, 3·chunk + 5.
+            for l in [1, 7, 8, 9, 3 * 8 + 5] {
                 let c = Case::new(&mut rng, shape, l);
                 let di = c.d_inner();
                 // All channels, a range across heads, part of one head.
                 for chans in [0..di, 3..di - 2, c.pp..c.pp + c.pp / 2 + 1] {
-                    for chunk in [None, Some(8)] {
+                    // Chunk 5: chunk products whose widths are not multiples of 4.
+                    for chunk in [None, Some(8), Some(5)] {
                         let what = format!("{} {shape:?} L {l} {chans:?} chunk {chunk:?}", k.name);
                         let got = c.table(k, chans.clone(), chunk);
                         let want = c.table(&SCALAR, chans.clone(), chunk);

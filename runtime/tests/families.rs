@@ -1,6 +1,7 @@
 //! Sessions, batches, fork and saved states on every architecture (Mamba-1,
 //! Falcon-Mamba, Mamba-2), and states refused across architectures.
 
+use mamba_runtime::gpu::GpuModel;
 use mamba_runtime::{Batch, Model, RuntimeError, Session, Snapshot};
 use mamba_testkit::shared_dir as shared;
 
@@ -127,4 +128,23 @@ fn version_2_state_files_still_load() {
     let sum = mamba_format::checksum::checksum(&v2);
     v2.extend_from_slice(&sum.to_le_bytes());
     assert_eq!(Snapshot::from_bytes(&v2).unwrap(), snap);
+}
+
+#[test]
+fn the_gpu_backend_refuses_the_families_it_has_no_kernels_for() {
+    for (fixture, arch) in [
+        ("falcon-mamba-tiny-hf", "falcon-mamba"),
+        ("mamba2-tiny-hf", "mamba2"),
+    ] {
+        let Some((m, _t)) = convert(fixture, "f32") else {
+            return;
+        };
+        match GpuModel::upload(&m, 0) {
+            Err(RuntimeError::Device(why)) => {
+                assert!(why.contains(arch) && why.contains("CPU"), "{why}")
+            }
+            Err(e) => panic!("{fixture}: expected a refusal naming {arch}: {e}"),
+            Ok(_) => panic!("{fixture}: uploaded a model the GPU cannot run"),
+        }
+    }
 }

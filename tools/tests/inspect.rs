@@ -315,3 +315,60 @@ fn bad_embedded_tokenizer_fails_verify() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
+
+/// A tiny Mamba-2 file of zeros (finite), every matrix f32.
+fn tiny_mamba2() -> Vec<u8> {
+    use mamba_format::{Mamba2Config, ModelConfig, TensorSpec};
+    let cfg = ModelConfig::Mamba2(Mamba2Config {
+        d_model: 32,
+        n_layer: 1,
+        d_state: 4,
+        d_conv: 4,
+        n_heads: 4,
+        head_dim: 8,
+        n_groups: 2,
+        chunk_size: 8,
+        vocab_size: 8,
+        rms_norm_eps: 1e-5,
+        norm_eps: 1e-5,
+        norm_before_gate: false,
+        dt_min: 0.0,
+        dt_max: f64::INFINITY,
+        tie_embeddings: true,
+        conv_bias: true,
+        proj_bias: false,
+    });
+    let mut md = Metadata::new();
+    cfg.to_metadata(&mut md).unwrap();
+    let specs: Vec<TensorSpec> = cfg
+        .tensor_defs()
+        .into_iter()
+        .map(|d| TensorSpec::new(d.name, QuantType::F32, &d.shape))
+        .collect();
+    common::zero_file(&md, &specs)
+}
+
+#[test]
+fn a_mamba2_file_shows_its_architecture_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "m2.mbin", &tiny_mamba2());
+    let o = inspect(&p, &["--verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "\"mamba2\"",
+        "mamba2.n_groups",
+        "layers.0.mixer.dt_bias",
+        "architecture=\"mamba2\"",
+    ] {
+        assert!(out.contains(want), "{want} missing from\n{out}");
+    }
+    // +∞ is shown bare in the text report, as a string only in JSON.
+    assert!(out.contains("f64     inf"), "{out}");
+    let o = inspect(&p, &["--verify", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["verify"]["config"];
+    assert_eq!(c["architecture"], "mamba2", "{c}");
+    assert_eq!(c["n_heads"], 4);
+    assert_eq!(c["dt_max"], "inf");
+}

@@ -11,9 +11,8 @@
 //!
 //! The Mamba-2 scans ([`crate::sched::mamba2`]) are the `_ref` ones in
 //! [`SCALAR`]; [`GENERIC`] runs the recurrence in partial sums that the compiler
-//! vectorises and the chunked reference; `avx2` has its own recurrence and
-//! matrix-product tiles; `neon` compiles the portable code with fused
-//! multiply-adds.
+//! vectorises and the chunked reference; `avx2` and `neon` have their own
+//! recurrence and matrix-product tiles (`neon`'s: AVX2's at half the width).
 //!
 //! The choice is made on first use of [`kernels`] and never changes. Nothing is
 //! logged; [`Kernels::name`] says what was chosen. A binary built without

@@ -105,10 +105,9 @@ impl GpuModel {
     /// Uploads `model`'s weights to GPU `device` (an index as in `hip:N`), once and
     /// as stored: quantized matrices stay quantized on the device.
     pub fn upload(model: &Model, device: usize) -> Result<GpuModel> {
-        gpu::set_device(device).map_err(dev_err)?;
-        let info = gpu::device_info(device).map_err(dev_err)?;
         // The device kernels are Mamba-1's; the other families run on the CPU for
-        // now, and say so rather than run wrong.
+        // now, and say so rather than run wrong: checked before any device call, so
+        // every build, with or without a GPU, gives the same answer.
         let config = match model.config() {
             ModelConfig::Mamba(c) if c.mixer_rms_eps.is_none() => c.clone(),
             other => {
@@ -120,6 +119,8 @@ impl GpuModel {
             }
         };
         let state_shape = StateShape::of(model.config());
+        gpu::set_device(device).map_err(dev_err)?;
+        let info = gpu::device_info(device).map_err(dev_err)?;
         let tensor = |name: &str| {
             model
                 .tensor_data(name)

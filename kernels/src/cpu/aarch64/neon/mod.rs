@@ -10,6 +10,8 @@
 //! vectorised over 4 channels for kernel widths 2 to 8 (`_ref` otherwise), with
 //! a scalar-sum path for a single token. Both follow the AVX2 formulas and
 //! accuracy (see [`ssm`]); `tests/ops.rs` compares them with the references.
+//! The Mamba-2 recurrence and chunked scan ([`ssd`]) are the AVX2 kernels at
+//! half the width; `tests/ssd.rs` compares them with the references.
 //!
 //! NEON is baseline on aarch64 (`aarch64-unknown-linux-gnu` enables it for every
 //! function), so the `unsafe fn`s here have no `#[target_feature]` of their own:
@@ -28,6 +30,7 @@ mod math;
 mod q4;
 mod q8_0;
 mod quantize;
+mod ssd;
 mod ssm;
 
 use crate::cpu::act::ActType;
@@ -43,10 +46,8 @@ pub(super) static KERNELS: Kernels = Kernels {
     matmul,
     selective_scan: ssm::selective_scan,
     conv1d_silu: ssm::conv1d_silu,
-    // The portable Mamba-2 code with fused multiply-adds, vectorised by the
-    // compiler for NEON (baseline here, FMA included); not measured on ARM.
-    mamba2_scan: crate::ops::ssd::scan_task_with::<true>,
-    mamba2_chunked: crate::ops::ssd::chunked_task_with::<crate::ops::ssd::Portable<true>>,
+    mamba2_scan: ssd::mamba2_scan,
+    mamba2_chunked: ssd::mamba2_chunked,
     tiled: Some(&MATMUL),
 };
 
