@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, sys.argv[1] + "/gguf-py")
 import gguf  # noqa: E402
+from gguf_vocab import add_gpt_neox_vocab  # noqa: E402
 
 V, D, L, DI, N, K, P, G = 50288, 768, 24, 1536, 128, 4, 64, 1
 H = DI // P                     # 24 heads
@@ -38,18 +39,7 @@ w.add_ssm_time_step_rank(H)
 w.add_ssm_group_count(G)
 w.add_layer_norm_rms_eps(1e-5)
 w.add_file_type(0)
-r = gguf.GGUFReader(sys.argv[1] + "/models/ggml-vocab-gpt-neox.gguf", "r")
-f = r.get_field(gguf.Keys.Tokenizer.MODEL); w.add_tokenizer_model(bytes(f.parts[-1]).decode())
-f = r.get_field(gguf.Keys.Tokenizer.PRE); w.add_tokenizer_pre(bytes(f.parts[-1]).decode() if f else "mpt")
-toks = [bytes(r.get_field(gguf.Keys.Tokenizer.LIST).parts[i]) for i in r.get_field(gguf.Keys.Tokenizer.LIST).data][:V]
-types = [r.get_field(gguf.Keys.Tokenizer.TOKEN_TYPE).parts[i].tolist()[0] for i in r.get_field(gguf.Keys.Tokenizer.TOKEN_TYPE).data][:V]
-for i in range(len(toks), V):
-    toks.append(f"[PAD{i}]".encode()); types.append(gguf.TokenType.UNUSED)
-w.add_token_list(toks); w.add_token_types(types)
-f = r.get_field(gguf.Keys.Tokenizer.MERGES); w.add_token_merges([bytes(f.parts[i]) for i in f.data])
-for key, fn in ((gguf.Keys.Tokenizer.BOS_ID, w.add_bos_token_id), (gguf.Keys.Tokenizer.EOS_ID, w.add_eos_token_id), (gguf.Keys.Tokenizer.UNK_ID, w.add_unk_token_id)):
-    f = r.get_field(key)
-    if f: fn(int(f.parts[-1][0]))
+n_tokens = add_gpt_neox_vocab(w, sys.argv[1], V)
 rng = np.random.default_rng(0)
 g = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02)
 u = lambda b, *s: rng.uniform(-b, b, s).astype(np.float32)
@@ -71,4 +61,4 @@ for i in range(L):
     w.add_tensor(p + "ssm_out.weight", g(D, DI))
 w.add_tensor("output_norm.weight", np.ones(D, np.float32))
 w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
-print("wrote", out, "tokens", len(toks))
+print("wrote", out, "tokens", n_tokens)
