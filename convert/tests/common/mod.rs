@@ -53,6 +53,28 @@ pub fn convert_dir(dir: &Path, out: &Path, preset: Preset) -> Result<Summary, Co
     convert(&opts(Input::Dir(dir.to_path_buf()), out, preset))
 }
 
+/// Converts the model folder `dir` at q8_0 into `out`, asserts that no tokenizer
+/// warning was given and that the file embeds `dir/tokenizer.json` verbatim, and
+/// returns the file's bytes.
+pub fn convert_embedding_tokenizer(dir: &Path, out: &Path) -> Vec<u8> {
+    let summary = convert_dir(dir, out, Preset::Uniform(QuantType::Q8_0)).unwrap();
+    assert!(
+        !summary.warnings.iter().any(|w| w.contains("tokenizer")),
+        "{:?}",
+        summary.warnings
+    );
+    let bytes = read_valid(out);
+    let file = MbinFile::parse(&bytes).unwrap();
+    let tok = std::fs::read_to_string(dir.join("tokenizer.json")).unwrap();
+    assert_eq!(
+        file.metadata
+            .require_str("tokenizer.huggingface.json")
+            .unwrap(),
+        tok
+    );
+    bytes
+}
+
 /// Parses a written file and checks it: parse OK, every checksum and padding OK, and
 /// the architecture's tensors and shapes OK. Returns the bytes.
 pub fn read_valid(path: &Path) -> Vec<u8> {
