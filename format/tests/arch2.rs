@@ -272,16 +272,3 @@ fn falcon_mamba_needs_its_eps_and_mamba_refuses_it() {
     let b = zero_file(&plain, &sp);
     assert_config_rejects!(b, FormatError::BadValue { key, why } if key == "mamba.mixer_rms_eps" && why.contains("falcon-mamba"));
 }
-
-#[test]
-fn describe_lists_the_keys() {
-    let d = ModelConfig::Mamba2(tiny2()).describe();
-    assert!(
-        d.iter().any(|(k, v)| k == "mamba2.n_groups" && v == "2"),
-        "{d:?}"
-    );
-    assert!(
-        d.iter().any(|(k, v)| k == "mamba2.dt_max" && v == "inf"),
-        "{d:?}"
-    );
-}

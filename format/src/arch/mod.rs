@@ -360,19 +360,6 @@ impl ModelConfig {
             ModelConfig::Mamba2(c) => Box::new(c.defs()),
         }
     }
-
-    /// The architecture's hyper-parameters as `(key, value)` pairs for display, in
-    /// the order of SPEC.md §5.
-    pub fn describe(&self) -> Vec<(String, String)> {
-        let mut md = Metadata::new();
-        // Writing a validated config cannot fail.
-        if self.to_metadata(&mut md).is_err() {
-            return Vec::new();
-        }
-        md.iter()
-            .map(|(k, v)| (k.to_string(), v.summary()))
-            .collect()
-    }
 }
 
 /// The shared optional keys, when present, have their types (SPEC.md §5.2).
