@@ -23,7 +23,7 @@ cargo build --release --quiet --bin mamba-convert --bin mamba-perplexity
 echo "| type | file size | bits/weight (whole file) | perplexity (val.txt, ctx 256) | vs F32 |"
 echo "|---|---|---|---|---|"
 base=""
-for t in ${TYPES:-f32 f16 bf16 q8_0 q6_k q5_k q5_1 q5_0 q4_k_m q4_k q4_1 q4_0}; do
+for t in ${TYPES:-f32 f16 bf16 q8_0 q6_k q5_k q5_1 q5_0 q4_k_m q4_k q4_1 q4_0 iq4_nl iq4_xs q3_k_m q3_k q2_k_m q2_k}; do
     f="$OUT/$MODEL-$t.mbin"
     target/release/mamba-convert "$M" -o "$f" --type "$t" --force --quiet 2>/dev/null
     ppl=$(target/release/mamba-perplexity "$f" -f "$M/val.txt" --ctx 256 2>/dev/null | tail -n 1 | awk '{print $2}')

@@ -125,6 +125,26 @@ pub enum ConvertError {
         #[source]
         source: safetensors::SafeTensorError,
     },
+    /// A GGUF file's container is malformed (truncated, bad counts, offsets,
+    /// shapes) or uses a tensor type `.mbin` does not have.
+    #[error("invalid GGUF file {}: {source}", path.display())]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error; it names the key or tensor at fault.
+        #[source]
+        source: mamba_format::gguf::GgufError,
+    },
+    /// A well-formed GGUF file that is not a model this converter can import: another
+    /// architecture, a missing or inconsistent hyper-parameter, a tensor missing,
+    /// misshapen or unknown.
+    #[error("{}: {why}", path.display())]
+    GgufModel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key, tensor or architecture.
+        why: String,
+    },
     /// A `pytorch_model.bin` could not be opened or a tensor in it read.
     #[error("{source}")]
     Torch {
@@ -217,6 +237,19 @@ pub enum ConvertError {
         path: PathBuf,
         /// What is wrong.
         why: String,
+    },
+    /// A Hugging Face Hub input could not be fetched: the repository or revision does
+    /// not exist, access is denied (gated or private), the endpoint is unreachable, a
+    /// download was cut off, or the repository holds no config or weights to convert.
+    #[error("hugging face hub {repo}@{revision}: {message}")]
+    Hub {
+        /// The repository id, `owner/name`.
+        repo: String,
+        /// The branch, tag or commit asked for (`main` by default).
+        revision: String,
+        /// What went wrong and what to do about it, in one line (it names the
+        /// endpoint, file or token source at fault).
+        message: String,
     },
     /// The output exists and `force` is off.
     #[error("output {} already exists (use --force to overwrite)", path.display())]

@@ -13,6 +13,7 @@
 
 mod config;
 mod error;
+mod hub;
 mod metadata;
 mod options;
 mod pipeline;
@@ -27,6 +28,7 @@ pub mod torch;
 
 pub use config::SUPPORTED_ARCHITECTURES;
 pub use error::{ConvertError, ParseNameError};
+pub use hub::is_repo_id;
 pub use metadata::{
     KEY_CONVERTER, KEY_NAME, KEY_QUANTIZATION, KEY_SOURCE, KEY_SOURCE_FORMAT, KEY_SYNTHETIC,
 };

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
 use mamba_convert::{
-    convert, dry_run, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize,
+    convert, dry_run, is_repo_id, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize,
     MAX_TOKENIZER_BYTES,
 };
 use mamba_files::limits::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
@@ -20,16 +20,24 @@ use mamba_files::limits::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 #[derive(Parser, Debug)]
 #[command(name = "mamba-convert", version, about, after_help = after_help())]
 struct Cli {
-    /// Checkpoint directory: config.json (HF MambaForCausalLM, FalconMambaForCausalLM,
-    /// Mamba2ForCausalLM, or state-spaces mamba_ssm with Mamba1 or Mamba2 layers) plus
-    /// model.safetensors, sharded model-*.safetensors with
-    /// model.safetensors.index.json, or pytorch_model.bin.
+    /// What to convert, one of three forms: a checkpoint directory (config.json of HF
+    /// MambaForCausalLM, FalconMambaForCausalLM, Mamba2ForCausalLM, or state-spaces
+    /// mamba_ssm with Mamba1 or Mamba2 layers, plus model.safetensors, sharded
+    /// model-*.safetensors with model.safetensors.index.json, or pytorch_model.bin); a
+    /// llama.cpp GGUF file (architecture mamba or mamba2; blocks copied as stored unless
+    /// --type is given); or a Hugging Face Hub id owner/name (downloaded into the HF
+    /// cache; HF_HOME, HF_ENDPOINT and HF_TOKEN are honoured). A path that exists wins
+    /// over a Hub id.
     #[arg(
-        value_name = "INPUT_DIR",
+        value_name = "INPUT",
         required_unless_present = "synthetic",
         conflicts_with = "synthetic"
     )]
     input: Option<PathBuf>,
+
+    /// Branch, tag or commit of a Hub id (default: main).
+    #[arg(long, value_name = "REV", conflicts_with = "synthetic")]
+    revision: Option<String>,
 
     /// Output .mbin file (not needed with --dry-run).
     #[arg(
@@ -41,9 +49,11 @@ struct Cli {
     output: Option<PathBuf>,
 
     /// Tensor type for the weight matrices (norms, conv1d, biases, A, D and dt_bias
-    /// always stay f32); q4_k_m and q5_k_m are llama.cpp-style mixes (see PRESETS.md).
-    #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "f16", value_parser = preset_parser())]
-    preset: Preset,
+    /// always stay f32); q2_k_m, q3_k_m, q4_k_m and q5_k_m are llama.cpp-style mixes (see
+    /// PRESETS.md).
+    /// Default f16; for a GGUF input the default keeps every tensor's stored type.
+    #[arg(short = 't', long = "type", value_name = "TYPE", value_parser = preset_parser())]
+    preset: Option<Preset>,
 
     /// Overwrite OUT.mbin if it exists (a regular file only, never an input).
     #[arg(short, long)]
@@ -109,6 +119,42 @@ fn size_parser() -> impl TypedValueParser<Value = SyntheticSize> {
         .try_map(|s| s.parse::<SyntheticSize>())
 }
 
+/// Which of the three input forms `path` is: an existing directory, an existing file
+/// (a GGUF file; anything else is refused by the GGUF reader with its reason), or, when
+/// nothing exists there and it reads as `owner/name`, a Hub id.
+fn classify_input(
+    path: PathBuf,
+    revision: Option<String>,
+    requantize: bool,
+) -> Result<Input, String> {
+    let exists = path.symlink_metadata().is_ok();
+    if exists {
+        if revision.is_some() {
+            return Err(format!(
+                "--revision applies to a Hub id, but {} is a local path",
+                path.display()
+            ));
+        }
+        return Ok(if path.is_dir() {
+            Input::Dir(path)
+        } else {
+            Input::Gguf { path, requantize }
+        });
+    }
+    match path.to_str().filter(|s| is_repo_id(s)) {
+        Some(repo) => Ok(Input::Hub {
+            repo: repo.to_string(),
+            revision,
+        }),
+        // Let the directory reader say "no such file or directory" with the path.
+        None if revision.is_none() => Ok(Input::Dir(path)),
+        None => Err(format!(
+            "{} is neither a local path nor a Hub id (owner/name)",
+            path.display()
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let input = match (cli.synthetic, cli.input) {
@@ -116,7 +162,13 @@ fn main() -> ExitCode {
             size,
             seed: cli.seed,
         },
-        (None, Some(dir)) => Input::Dir(dir),
+        (None, Some(path)) => match classify_input(path, cli.revision, cli.preset.is_some()) {
+            Ok(input) => input,
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                return ExitCode::FAILURE;
+            }
+        },
         (None, None) => {
             // clap already enforces this; kept so that no path panics.
             eprintln!("error: give INPUT_DIR or --synthetic SIZE");
@@ -128,7 +180,9 @@ fn main() -> ExitCode {
         input,
         // A dry run writes nothing and ignores the output path.
         output: cli.output.unwrap_or_default(),
-        preset: cli.preset,
+        preset: cli
+            .preset
+            .unwrap_or(Preset::Uniform(mamba_format::QuantType::F16)),
         force: cli.force,
         tokenizer: cli.tokenizer,
         progress,

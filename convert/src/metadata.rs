@@ -27,6 +27,9 @@ pub struct Described {
     pub tokenizer: Option<Tokenizer>,
     /// bos, eos, pad.
     pub ids: [Option<u32>; 3],
+    /// `general.quantization` when it is not the preset's name: a GGUF file kept in
+    /// its stored types is labelled with its own mix (`q4_k_m`).
+    pub quantization: Option<String>,
 }
 
 /// bos, eos, pad: the config's; else, for bos and eos (and pad of a `mamba_ssm`
@@ -74,7 +77,14 @@ pub fn build_metadata(
             KEY_CONVERTER,
             Value::String(format!("mamba-convert {}", env!("CARGO_PKG_VERSION"))),
         ),
-        (KEY_QUANTIZATION, Value::String(opts.preset.name().into())),
+        (
+            KEY_QUANTIZATION,
+            Value::String(
+                d.quantization
+                    .clone()
+                    .unwrap_or_else(|| opts.preset.name().into()),
+            ),
+        ),
         (
             KEY_SYNTHETIC,
             Value::Bool(matches!(opts.input, Input::Synthetic { .. })),

@@ -34,6 +34,24 @@ pub enum Input {
     /// `mamba_ssm` (`config.json` + `pytorch_model.bin`) directory of a Mamba,
     /// Falcon-Mamba or Mamba-2 model.
     Dir(PathBuf),
+    /// A llama.cpp GGUF file of architecture `mamba` (Falcon-Mamba included) or
+    /// `mamba2`.
+    Gguf {
+        /// The `.gguf` file.
+        path: PathBuf,
+        /// `false`: every tensor keeps its stored type and blocks are copied byte for
+        /// byte ([`ConvertOptions::preset`] is not used). `true`: the weights are
+        /// dequantized and quantized again as the preset says.
+        requantize: bool,
+    },
+    /// A Hugging Face Hub repository (`owner/name`), downloaded into the standard cache
+    /// (`HF_HOME`) and then converted as a [`Input::Dir`].
+    Hub {
+        /// The repository id, `owner/name`.
+        repo: String,
+        /// A branch, tag or commit; `main` when `None`.
+        revision: Option<String>,
+    },
     /// Seeded random weights with the shapes of a published Mamba, Mamba-2 or
     /// Falcon-Mamba model, for benchmarks and tests that need full-size files without
     /// downloading any.

@@ -26,9 +26,11 @@ use crate::plan::{
 };
 use crate::quantize::{first_non_finite, quantize_rows, NonFiniteOutput, Quantized};
 use crate::report::{DryRun, PlannedTensor, Summary, TensorReport};
-use crate::source::{open_weights, StorageKind, WeightSource};
+use crate::source::{
+    open_weights, rebuild_tokenizer, GgufInput, GgufRef, StorageKind, WeightSource,
+};
 use crate::synthetic::{row_generator, synthetic_config};
-use crate::tokenizer::load_tokenizer;
+use crate::tokenizer::{check_tokenizer, load_tokenizer};
 
 /// Converts a checkpoint (or a synthetic model) into one `.mbin` file.
 ///
@@ -63,6 +65,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary, ConvertError> {
 /// The [`ConvertError`] that [`convert`] would give before writing its first tensor.
 pub fn dry_run(opts: &ConvertOptions) -> Result<DryRun, ConvertError> {
     let job = Job::prepare(opts, false)?;
+    let quantization = job.quantization();
     let tensors: Vec<PlannedTensor> = job
         .plan
         .iter()
@@ -83,6 +86,7 @@ pub fn dry_run(opts: &ConvertOptions) -> Result<DryRun, ConvertError> {
         tensors,
         model: job.model,
         preset: opts.preset,
+        quantization,
         source_format: job.source_format,
         warnings: job.warnings,
     })
@@ -117,6 +121,11 @@ enum Weights {
         /// A tied checkpoint's own `lm_head`, compared with the embedding at the end.
         tied_lm_head: Option<SourceRef>,
     },
+    /// A GGUF file; `refs[i]` is the tensor behind `plan[i]`.
+    Gguf {
+        input: GgufInput,
+        refs: Vec<GgufRef>,
+    },
     /// Seeded random rows.
     Synthetic { seed: u64 },
 }
@@ -138,16 +147,40 @@ struct Job {
 // -----------------------------------------------------------------------------------
 
 impl Job {
+    /// `general.quantization` as the metadata has it.
+    fn quantization(&self) -> String {
+        match self.metadata.get(crate::metadata::KEY_QUANTIZATION) {
+            Some(mamba_format::Value::String(s)) => s.clone(),
+            _ => String::new(),
+        }
+    }
+
     /// Reads and checks everything; `check_out` also checks the output path against
     /// every file read (not for a dry run, which writes nothing).
     fn prepare(opts: &ConvertOptions, check_out: bool) -> Result<Job, ConvertError> {
         match &opts.input {
-            Input::Dir(dir) => Job::from_dir(dir, opts, check_out),
+            Input::Dir(dir) => Job::from_dir(dir, None, opts, check_out),
+            Input::Hub { repo, revision } => {
+                let dir = crate::hub::fetch(repo, revision.as_deref(), opts.progress)?;
+                let label = match revision {
+                    Some(r) => format!("{repo}@{r}"),
+                    None => repo.clone(),
+                };
+                Job::from_dir(&dir, Some(&label), opts, check_out)
+            }
+            Input::Gguf { path, requantize } => Job::from_gguf(path, *requantize, opts, check_out),
             Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts),
         }
     }
 
-    fn from_dir(dir: &Path, opts: &ConvertOptions, check_out: bool) -> Result<Job, ConvertError> {
+    /// `hub` is the `owner/name[@revision]` a Hub download came from; it names the
+    /// model and the source instead of the cache's snapshot directory.
+    fn from_dir(
+        dir: &Path,
+        hub: Option<&str>,
+        opts: &ConvertOptions,
+        check_out: bool,
+    ) -> Result<Job, ConvertError> {
         let found = match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => None,
             Ok(m) => Some(format!("it is a {}", file_kind(&m))),
@@ -191,12 +224,21 @@ impl Job {
             (Layout::MambaSsm, StorageKind::Pytorch) => "mamba_ssm-pytorch",
             (Layout::MambaSsm, StorageKind::Safetensors) => "mamba_ssm-safetensors",
         };
+        let (name, label) = match hub {
+            Some(label) => {
+                let repo = label.split('@').next().unwrap_or(label);
+                let name = repo.rsplit('/').next().unwrap_or(repo).to_string();
+                (name, format!("hf:{label}"))
+            }
+            None => (dir_name(dir), dir.display().to_string()),
+        };
         let described = Described {
-            name: dir_name(dir),
-            source: dir.display().to_string(),
+            name,
+            source: label,
             source_format,
             ids: token_ids(&cfg, tokenizer.as_ref()),
             tokenizer,
+            quantization: None,
         };
         let metadata = build_metadata(opts, &cfg.model, &described, &mut warnings)?;
         Ok(Job {
@@ -209,6 +251,76 @@ impl Job {
             plan,
             metadata,
             source_format,
+            warnings,
+            inputs,
+        })
+    }
+
+    /// A llama.cpp GGUF file: hyper-parameters from its keys, tensors as stored
+    /// (or requantized), the tokenizer rebuilt from `tokenizer.ggml.*`.
+    fn from_gguf(
+        path: &Path,
+        requantize: bool,
+        opts: &ConvertOptions,
+        check_out: bool,
+    ) -> Result<Job, ConvertError> {
+        let mut inputs = vec![path.to_path_buf()];
+        inputs.extend(opts.tokenizer.iter().cloned());
+        if check_out {
+            let checked: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+            check_output(&opts.output, &checked, opts.force)
+                .map_err(|e| ConvertError::output(&opts.output, e))?;
+        }
+        let input = GgufInput::open(path)?;
+        let model = input.model()?;
+        let mut warnings = Vec::new();
+        let (plan, refs) = input.plan(&model, requantize.then_some(opts.preset))?;
+        note_fallbacks(&plan, &mut warnings);
+        let g = input.gguf();
+        let tokenizer = match &opts.tokenizer {
+            Some(p) => Some(load_tokenizer(p, model.vocab_size())?),
+            None => match rebuild_tokenizer(g) {
+                Ok(Some(json)) => Some(check_tokenizer(json, path, model.vocab_size())?),
+                Ok(None) => None,
+                Err(why) => {
+                    warnings.push(format!(
+                        "the tokenizer of {} is not rebuilt: {why}; pass --tokenizer                          tokenizer.json to embed one",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+        };
+        let id = |key: &str| -> Result<Option<u32>, ConvertError> {
+            let v = g.get_u64(key).map_err(|source| ConvertError::Gguf {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(v.and_then(|v| u32::try_from(v).ok()))
+        };
+        let ids = [
+            id("tokenizer.ggml.bos_token_id")?,
+            id("tokenizer.ggml.eos_token_id")?,
+            id("tokenizer.ggml.padding_token_id")?,
+        ];
+        let described = Described {
+            name: input.name().unwrap_or_else(|| {
+                path.file_stem()
+                    .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+            }),
+            source: path.display().to_string(),
+            source_format: "gguf",
+            ids,
+            tokenizer,
+            quantization: (!requantize).then(|| input.file_type().unwrap_or("gguf").into()),
+        };
+        let metadata = build_metadata(opts, &model, &described, &mut warnings)?;
+        Ok(Job {
+            model,
+            weights: Weights::Gguf { input, refs },
+            plan,
+            metadata,
+            source_format: "gguf",
             warnings,
             inputs,
         })
@@ -235,6 +347,7 @@ impl Job {
             source_format: "synthetic",
             ids: [eot; 3],
             tokenizer,
+            quantization: None,
         };
         let metadata = build_metadata(opts, &model, &described, &mut warnings)?;
         Ok(Job {
@@ -255,6 +368,7 @@ impl Job {
 
 impl Job {
     fn run(self, opts: &ConvertOptions, start: Instant) -> Result<Summary, ConvertError> {
+        let quantization = self.quantization();
         let write_err = |source: FormatError| match source {
             // The output became unwritable while converting (replaced by a FIFO, ...):
             // the same refusal as up front, not an I/O failure.
@@ -314,6 +428,7 @@ impl Job {
                     };
                     quantize_rows(p.chosen, n_rows, row_len, &fill)
                 }
+                Weights::Gguf { input, refs } => gguf_tensor(input, &refs[i], p, n_rows, row_len)?,
                 Weights::Synthetic { seed } => {
                     let gen = row_generator(&p.def, &self.model, *seed);
                     quantize_rows(p.chosen, n_rows, row_len, &*gen)
@@ -383,6 +498,7 @@ impl Job {
             file_bytes,
             seconds: start.elapsed().as_secs_f64(),
             preset: opts.preset,
+            quantization,
             source_format: self.source_format,
             warnings,
         })
@@ -441,6 +557,39 @@ fn load(
         }
     }
     Ok(data)
+}
+
+/// One GGUF tensor in its planned type: its blocks as stored when the type is
+/// unchanged, else dequantized (and checked finite) and quantized again.
+fn gguf_tensor(
+    input: &GgufInput,
+    r: &GgufRef,
+    p: &Planned,
+    n_rows: usize,
+    row_len: usize,
+) -> Result<Result<Quantized, NonFiniteOutput>, ConvertError> {
+    // Even blocks copied as stored are decoded once: a NaN/Inf weight (or f16 scale)
+    // is refused as it is from a checkpoint, not carried into the output.
+    let data = input.read_f32(r);
+    if let Some((index, value)) = first_non_finite(&data) {
+        return Err(ConvertError::NonFinite {
+            tensor: r.name.clone(),
+            file: input.path().to_path_buf(),
+            index,
+            value,
+        });
+    }
+    if p.chosen == r.stored {
+        return Ok(Ok(Quantized {
+            bytes: input.raw(r).to_vec(),
+            max_abs_err: 0.0,
+            rms_err: 0.0,
+        }));
+    }
+    let fill = |row: usize, dst: &mut [f32]| {
+        dst.copy_from_slice(&data[row * row_len..(row + 1) * row_len])
+    };
+    Ok(quantize_rows(p.chosen, n_rows, row_len, &fill))
 }
 
 /// A bytes-done progress bar on stderr, or a hidden one. indicatif draws nothing when

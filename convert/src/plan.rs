@@ -26,7 +26,8 @@ pub struct Planned {
 }
 
 impl Planned {
-    fn new(def: TensorDef, model: &ModelConfig, preset: Preset) -> Planned {
+    /// `def` typed as `preset` says, with the row-length fallback.
+    pub(crate) fn new(def: TensorDef, model: &ModelConfig, preset: Preset) -> Planned {
         let requested = preset.requested_type(&def, model.n_layer());
         let (chosen, fallback) = fit_type(requested, row_len(&def));
         Planned {
@@ -34,6 +35,16 @@ impl Planned {
             requested,
             chosen,
             fallback,
+        }
+    }
+
+    /// `def` stored as `ty`, as requested (a GGUF tensor kept in its stored type).
+    pub(crate) fn fixed(def: TensorDef, ty: QuantType) -> Planned {
+        Planned {
+            def,
+            requested: ty,
+            chosen: ty,
+            fallback: false,
         }
     }
 

@@ -54,6 +54,9 @@ pub struct Summary {
     pub seconds: f64,
     /// The preset used.
     pub preset: Preset,
+    /// `general.quantization` as written: the preset's name, or a GGUF file's own mix
+    /// when its tensors were kept as stored.
+    pub quantization: String,
     /// `general.source_format` of the file.
     pub source_format: &'static str,
     /// Warnings (no tokenizer, an ignored `lm_head` that differs from the embedding,
@@ -109,7 +112,7 @@ impl Summary {
             self.file_bytes,
             self.n_params as f64 / 1e6,
             self.bits_per_weight(),
-            self.preset,
+            self.quantization,
             self.seconds
         );
         if let Some(rss) = peak_rss {
@@ -155,6 +158,8 @@ pub struct DryRun {
     pub n_params: u64,
     /// The preset.
     pub preset: Preset,
+    /// `general.quantization` the file would have (see [`Summary::quantization`]).
+    pub quantization: String,
     /// `general.source_format` the file would have.
     pub source_format: &'static str,
     /// The warnings the conversion would give before writing (no tokenizer, unused
@@ -202,7 +207,7 @@ impl DryRun {
             bytes,
             self.n_params as f64 / 1e6,
             bytes as f64 * 8.0 / self.n_params.max(1) as f64,
-            self.preset,
+            self.quantization,
         );
         s
     }

@@ -30,14 +30,30 @@ pub const MAX_TOKENIZER_BYTES: u64 = MAX_STRING_LEN;
 /// at or beyond `vocab_size` (the model's embedding rows), a regular file of at most
 /// [`MAX_TOKENIZER_BYTES`].
 pub fn load_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer, ConvertError> {
-    let bad = |why: String| ConvertError::BadTokenizer {
-        path: path.to_path_buf(),
-        why,
-    };
     // Regular files only (a FIFO must not hang, /dev/zero must not fill memory), and
     // never more than a metadata string can hold.
     let json = read_to_string_capped(path, MAX_TOKENIZER_BYTES, "a tokenizer")
         .map_err(|e| ConvertError::input_file("tokenizer", path, e))?;
+    check_tokenizer(json, path, vocab_size)
+}
+
+/// [`load_tokenizer`]'s checks on a `tokenizer.json` already in memory (one rebuilt
+/// from a GGUF file); `path` is the file errors name.
+pub fn check_tokenizer(
+    json: String,
+    path: &Path,
+    vocab_size: usize,
+) -> Result<Tokenizer, ConvertError> {
+    let bad = |why: String| ConvertError::BadTokenizer {
+        path: path.to_path_buf(),
+        why,
+    };
+    if json.len() as u64 > MAX_TOKENIZER_BYTES {
+        return Err(bad(format!(
+            "{} bytes is more than a metadata string holds ({MAX_TOKENIZER_BYTES})",
+            json.len()
+        )));
+    }
     let value: Value =
         serde_json::from_str(&json).map_err(|source| ConvertError::MalformedJson {
             path: path.to_path_buf(),

@@ -126,11 +126,11 @@ fn unknown_flag_prints_usage() {
 
 #[test]
 fn bad_type_is_rejected_with_the_accepted_names() {
-    let o = run(&["some-dir", "-o", "x.mbin", "--type", "q3_k"]);
+    let o = run(&["some-dir", "-o", "x.mbin", "--type", "q3_k_s"]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("q3_k") && err.contains("q4_k_m") && err.contains("bf16"),
+        err.contains("q3_k_s") && err.contains("q4_k_m") && err.contains("bf16"),
         "{err}"
     );
     assert!(!std::path::Path::new("x.mbin").exists());

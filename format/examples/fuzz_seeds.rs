@@ -1,5 +1,6 @@
 //! Writes a few small valid `.mbin` files as the seed corpus of the `parse` fuzz
-//! target (`fuzz/`): `cargo run -p mamba-format --example fuzz_seeds -- fuzz/seeds`.
+//! target (`fuzz/`), and small GGUF files for the `gguf` one:
+//! `cargo run -p mamba-format --example fuzz_seeds -- fuzz/seeds fuzz/seeds-gguf`.
 //!
 //! The files come from the same builders as the integration tests.
 
@@ -61,5 +62,27 @@ fn main() -> std::io::Result<()> {
         std::fs::write(&path, &bytes)?;
         println!("{} ({} bytes)", path.display(), bytes.len());
     }
+
+    // GGUF: every value kind llama.cpp writes, and one tensor of every type.
+    let gguf_dir = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "fuzz/seeds-gguf".into());
+    std::fs::create_dir_all(&gguf_dir)?;
+    let mut g = mamba_testkit::gguf::GgufBuilder::new()
+        .str("general.architecture", "mamba")
+        .u32("mamba.block_count", 1)
+        .u64("general.alignment", 32)
+        .f32("mamba.attention.layer_norm_rms_epsilon", 1e-5)
+        .bool("mamba.ssm.dt_b_c_rms", true)
+        .str_array("tokenizer.ggml.tokens", &["a", "b", "a b"])
+        .i32_array("tokenizer.ggml.token_type", &[1, 1, 3]);
+    for ty in QuantType::ALL {
+        let n = ty.block_size();
+        let data = vec![0u8; ty.type_size()];
+        g = g.tensor(&format!("t.{ty}"), &[n as u64], ty.id(), data);
+    }
+    let path = std::path::Path::new(&gguf_dir).join("all_types.gguf");
+    std::fs::write(&path, g.build())?;
+    println!("{}", path.display());
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod arch;
 pub mod checksum;
 mod cursor;
 pub mod error;
+pub mod gguf;
 pub mod header;
 pub mod index;
 pub mod metadata;

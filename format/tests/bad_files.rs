@@ -694,7 +694,7 @@ fn i5_name_breaks_naming_rules() {
 /// does not use.
 #[test]
 fn i6_unknown_type_id() {
-    for id in [4u32, 5, 9, 10, 11, 15, 16, 29, 31, u32::MAX] {
+    for id in [4u32, 5, 9, 15, 16, 19, 21, 22, 24, 29, 31, u32::MAX] {
         let mut r = RawRecord::f32(b"a", 1, 0);
         r.ty = id;
         assert_rejects!(with_records(&[r], 4), FormatError::UnknownQuantType { id: i, .. } if *i == id);
@@ -755,6 +755,10 @@ fn i11_row_not_block_multiple() {
         (QuantType::Q8_0, 2, [2, 16, 0, 0]),
         (QuantType::Q4_K, 2, [2, 128, 0, 0]),
         (QuantType::Q6_K, 1, [32, 0, 0, 0]),
+        (QuantType::Q2_K, 2, [2, 128, 0, 0]),
+        (QuantType::Q3_K, 1, [288, 0, 0, 0]),
+        (QuantType::IQ4_NL, 1, [16, 0, 0, 0]),
+        (QuantType::IQ4_XS, 2, [1, 32, 0, 0]),
     ] {
         let mut r = RawRecord::f32(b"a", 1, 0);
         r.ty = ty.id();

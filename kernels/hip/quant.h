@@ -24,9 +24,13 @@
     X(Q5_0, 6)              \
     X(Q5_1, 7)              \
     X(Q8_0, 8)              \
+    X(Q2_K, 10)             \
+    X(Q3_K, 11)             \
     X(Q4_K, 12)             \
     X(Q5_K, 13)             \
     X(Q6_K, 14)             \
+    X(IQ4_NL, 20)           \
+    X(IQ4_XS, 23)           \
     X(BF16, 30)
 
 namespace kq {
@@ -217,6 +221,85 @@ struct Q6_K : QuantBlock {
             const int x = int(((byte8(lo, hi, i) >> sl) & 0xF) | (((byte8(hlo, hhi, i) >> shh) & 3u) << 4)) - 32;
             v[i] = ds * float(x);
         }
+    }
+};
+
+// { u8 scales[16]; u8 qs[64]; f16 d; f16 dmin } 84 bytes: x = d * sc[s] * q - dmin * m[s]
+// per 16 weights, scales[s] = sc | m << 4. Weight 128h + 32k + i (i < 32): bits 2k..2k+2
+// of qs[32h + i].
+struct Q2_K : QuantBlock {
+    static constexpr int QK = 256, BYTES = 84;
+    KQ_DEV static void load(const uint8_t* b, int ci, float* v) {
+        const int w0 = 8 * ci, h = w0 >> 7, k = (w0 >> 5) & 3, i0 = w0 & 31;
+        const uint32_t sc = b[ci >> 1];
+        const float d = f16_bits_to_f32(ld16(b + 80)) * float(sc & 0xF);
+        const float mn = f16_bits_to_f32(ld16(b + 82)) * float(sc >> 4);
+        const uint8_t* q = b + 16 + 32 * h + i0;
+        const uint32_t lo = ld32(q), hi = ld32(q + 4);
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * float((byte8(lo, hi, i) >> (2 * k)) & 3u) - mn;
+    }
+};
+
+// { u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d } 110 bytes: x = d * sc[s] * (q - 4)
+// per 16 weights, sc in -32..32. Low 2 bits of q as in Q2_K (qs at byte 32); the third
+// bit of weight w is bit w / 32 of hmask[w % 32]; sc[s] + 32 has its low 4 bits in the
+// low (s < 8) or high nibble of scales[s % 8], its top 2 in bits 2(s/4).. of scales[8 + s % 4].
+struct Q3_K : QuantBlock {
+    static constexpr int QK = 256, BYTES = 110;
+    KQ_DEV static void load(const uint8_t* b, int ci, float* v) {
+        const int w0 = 8 * ci, h = w0 >> 7, k = (w0 >> 5) & 3, i0 = w0 & 31, s = ci >> 1;
+        const uint8_t* sc = b + 96;
+        const uint32_t lo4 = s < 8 ? (sc[s] & 0xFu) : (sc[s - 8] >> 4);
+        const uint32_t hi2 = (sc[8 + (s & 3)] >> (2 * (s >> 2))) & 3u;
+        const float d = f16_bits_to_f32(ld16(b + 108)) * float(int(lo4 | (hi2 << 4)) - 32);
+        const uint8_t* q = b + 32 + 32 * h + i0;
+        const uint32_t lo = ld32(q), hi = ld32(q + 4);
+        const uint32_t mlo = ld32(b + i0), mhi = ld32(b + i0 + 4);
+        const int hb = 4 * h + k;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int low = int((byte8(lo, hi, i) >> (2 * k)) & 3u);
+            const int off = ((byte8(mlo, mhi, i) >> hb) & 1u) ? 0 : 4;
+            v[i] = d * float(low - off);
+        }
+    }
+};
+
+// ggml kvalues_iq4nl (the IQ4_NL/IQ4_XS table), entry i of 16: bytes of two u64s, so
+// the table needs no device memory.
+KQ_DEV float kvalue_iq4nl(uint32_t i) {
+    const unsigned long long lo = 0xF6EADDCFBFAD9881ull, hi = 0x7159453526190D01ull;
+    return float(int8_t(uint8_t(((i < 8) ? lo : hi) >> (8 * (i & 7)))));
+}
+
+// { f16 d; u8 qs[16] } 18 bytes: x = d * K[q], indices placed as in Q4_0.
+struct IQ4_NL : QuantBlock {
+    static constexpr int QK = 32, BYTES = 18;
+    KQ_DEV static void load(const uint8_t* b, int ci, float* v) {
+        const float d = f16_bits_to_f32(ld16(b));
+        const uint8_t* q = b + 2 + (ci & 1) * 8;
+        const int sh = (ci >> 1) * 4;
+        const uint32_t lo = ld32(q), hi = ld32(q + 4);
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * kvalue_iq4nl((byte8(lo, hi, i) >> sh) & 0xFu);
+    }
+};
+
+// { f16 d; u16 scales_h; u8 scales_l[4]; u8 qs[128] } 136 bytes: x = d * (ls[s] - 32) * K[q]
+// per 32 weights; qs[16s..16s+16] is sub-block s laid out as an IQ4_NL block. ls[s] has
+// its low 4 bits in nibble s % 2 of scales_l[s / 2], its top 2 in bits 2s.. of scales_h.
+struct IQ4_XS : QuantBlock {
+    static constexpr int QK = 256, BYTES = 136;
+    KQ_DEV static void load(const uint8_t* b, int ci, float* v) {
+        const int s = ci >> 2, p = (ci & 3) * 8;
+        const uint32_t ls = ((b[4 + (s >> 1)] >> (4 * (s & 1))) & 0xFu) | (((ld16(b + 2) >> (2 * s)) & 3u) << 4);
+        const float d = f16_bits_to_f32(ld16(b)) * float(int(ls) - 32);
+        const uint8_t* q = b + 8 + 16 * s + (p & 15);
+        const int sh = (p >> 4) * 4;
+        const uint32_t lo = ld32(q), hi = ld32(q + 4);
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * kvalue_iq4nl((byte8(lo, hi, i) >> sh) & 0xFu);
     }
 };
 

@@ -92,6 +92,83 @@ fn simd_matmul_matches_portable_on_every_type_and_shape() {
     }
 }
 
+/// Weights of random block bytes: every bit pattern of scales, mins and quants,
+/// including ones the reference quantizers never write (Q2_K's wrapped 4-bit
+/// scales, Q3_K's -32, IQ4_XS's extreme sub-scales) but an imported file may hold.
+/// A block is redrawn until it dequantizes to finite values below 1e6 (the f16
+/// scales are random too).
+fn random_block_matrix(ty: QuantType, rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
+    let (bs, ts) = (ty.block_size(), ty.type_size());
+    let mut data = Vec::with_capacity(rows * cols / bs * ts);
+    let mut deq = Vec::with_capacity(rows * cols);
+    let mut y = vec![0.0f32; bs];
+    for _ in 0..rows * cols / bs {
+        loop {
+            let block: Vec<u8> = (0..ts).map(|_| rng.next_u64() as u8).collect();
+            ty.dequantize_row(&block, &mut y);
+            if y.iter().all(|v| v.abs() < 1e6) {
+                data.extend_from_slice(&block);
+                deq.extend_from_slice(&y);
+                break;
+            }
+        }
+    }
+    Matrix {
+        ty,
+        rows,
+        cols,
+        data,
+        deq,
+    }
+}
+
+/// Adversarial activation rows of `cols` values: Gaussian, zeros, a lone spike,
+/// tiny and huge magnitudes, alternating signs.
+fn adversarial_acts(cols: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut x = rng.normals(cols, 1.0);
+    x.extend(std::iter::repeat_n(0.0, cols));
+    let mut spike = vec![0.0; cols];
+    spike[cols / 3] = -7.0;
+    x.extend(spike);
+    x.extend(rng.normals(cols, 1e-30));
+    x.extend(rng.normals(cols, 1e15));
+    x.extend((0..cols).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }));
+    x
+}
+
+#[test]
+fn simd_matmul_matches_portable_on_random_block_bytes_and_extreme_activations() {
+    let mut rng = Rng::new(7);
+    for k in simd_tables() {
+        for ty in QuantType::ALL.into_iter().filter(|t| !t.is_float()) {
+            let mut worst = 0.0f64;
+            for blocks in [1usize, 3, 9, 17] {
+                let cols = blocks * ty.block_size();
+                let m = random_block_matrix(ty, 6, cols, &mut rng);
+                let x = adversarial_acts(cols, &mut rng);
+                let n = x.len() / cols;
+                let got = run(k, &m, &x, n);
+                let want = run(&GENERIC, &m, &x, n);
+                worst = worst.max(check_close(k.name, &m, &x, n, &got, &want, SIMD_TOL));
+                // Each token alone gives the same bits (decode tiles).
+                for t in 0..n {
+                    let one = run(k, &m, &x[t * cols..(t + 1) * cols], 1);
+                    assert_eq!(
+                        one,
+                        got[t * m.rows..(t + 1) * m.rows],
+                        "{} {ty} token {t}",
+                        k.name
+                    );
+                }
+            }
+            eprintln!(
+                "{} {ty}: random block bytes, worst |Δ|/Σ|w·x| vs portable {worst:.2e}",
+                k.name
+            );
+        }
+    }
+}
+
 /// `x̂`: the activations as the quantized path sees them.
 fn dequantized_acts(ty: QuantType, x: &[f32]) -> Vec<f32> {
     match act::ActType::for_weights(ty) {

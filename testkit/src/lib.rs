@@ -4,6 +4,8 @@
 //! `CI=true`, where it is a failure.
 #![deny(missing_docs)]
 
+pub mod gguf;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

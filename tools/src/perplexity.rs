@@ -43,6 +43,11 @@ pub struct PplArgs {
     /// Distance between window starts, in [1, ctx]. [default: ctx]
     #[arg(long, value_name = "N")]
     pub stride: Option<usize>,
+    /// llama.cpp's protocol (`llama-perplexity -c CTX`): non-overlapping windows, each
+    /// scoring only the predictions in its second half (positions ctx/2 + 1 .. ctx),
+    /// so that a GGUF's figure can be compared one to one.
+    #[arg(long, conflicts_with = "stride")]
+    pub score_second_half: bool,
     /// Keep only the first N tokens of the input, >= 2. [default: all]
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
@@ -81,12 +86,14 @@ impl Window {
 
 /// The windows of one sequence of `n` tokens (protocol steps 2 and 3): full
 /// windows of `ctx` tokens only, or one window of all `n` tokens when `n < ctx`;
-/// empty when `n < 2`.
+/// empty when `n < 2`. `second_half` (with `stride == ctx`) scores only positions
+/// `len/2 + 1 ..` of every window, as llama.cpp's perplexity does.
 pub fn plan_windows(
     seq: usize,
     n: usize,
     ctx: usize,
     stride: usize,
+    second_half: bool,
 ) -> impl DoubleEndedIterator<Item = Window> {
     assert!(
         ctx >= 2 && (1..=ctx).contains(&stride),
@@ -102,13 +109,17 @@ pub fn plan_windows(
         seq,
         start: k * stride,
         len,
-        first_scored: if k == 0 { 1 } else { (ctx - stride).max(1) },
+        first_scored: match k {
+            _ if second_half => len / 2 + 1,
+            0 => 1,
+            _ => (ctx - stride).max(1),
+        },
     })
 }
 
 /// Tokens of a sequence of `n` tokens after its last window: not scored.
 pub fn unscored_tail(n: usize, ctx: usize, stride: usize) -> usize {
-    plan_windows(0, n, ctx, stride)
+    plan_windows(0, n, ctx, stride, false)
         .next_back()
         .map_or(n, |w| n - (w.start + w.len))
 }
@@ -290,6 +301,7 @@ pub fn evaluate(
     seqs: &[Vec<u32>],
     ctx: usize,
     stride: usize,
+    second_half: bool,
     mut nll_out: Option<&mut dyn Write>,
     progress: &ProgressBar,
 ) -> Result<Perplexity> {
@@ -298,7 +310,7 @@ pub fn evaluate(
     let windows = || {
         seqs.iter()
             .enumerate()
-            .flat_map(move |(i, s)| plan_windows(i, s.len(), ctx, stride))
+            .flat_map(move |(i, s)| plan_windows(i, s.len(), ctx, stride, second_half))
     };
     let total: usize = windows().map(|w| w.n_scored()).sum();
     if total == 0 {
@@ -392,9 +404,14 @@ pub fn run(args: &PplArgs) -> Result<()> {
         .map(|s| unscored_tail(s.len(), args.ctx, stride))
         .sum();
     eprintln!(
-        "{n_used} of {n_input} tokens used, in {} sequence(s); ctx {}, stride {stride}; {}",
+        "{n_used} of {n_input} tokens used, in {} sequence(s); ctx {}, stride {stride}{}; {}",
         seqs.len(),
         args.ctx,
+        if args.score_second_half {
+            ", second half of each window scored"
+        } else {
+            ""
+        },
         match &gpu {
             Some(_) => format!("device {}", args.device),
             None => format!(
@@ -430,6 +447,7 @@ pub fn run(args: &PplArgs) -> Result<()> {
         &seqs,
         args.ctx,
         stride,
+        args.score_second_half,
         out.as_mut().map(|w| w as &mut dyn Write),
         &progress,
     )?;
@@ -466,7 +484,7 @@ mod tests {
     use super::*;
 
     fn plan(seq: usize, n: usize, ctx: usize, stride: usize) -> Vec<Window> {
-        plan_windows(seq, n, ctx, stride).collect()
+        plan_windows(seq, n, ctx, stride, false).collect()
     }
 
     fn w(start: usize, len: usize, first_scored: usize) -> Window {
@@ -489,7 +507,9 @@ mod tests {
         // A partial trailing window is not scored (the README's 35955 of 36099).
         assert_eq!(plan(0, 258, 256, 256), vec![w(0, 256, 1)]);
         assert_eq!(unscored_tail(258, 256, 256), 2);
-        let val: usize = plan_windows(0, 36099, 256, 256).map(|w| w.n_scored()).sum();
+        let val: usize = plan_windows(0, 36099, 256, 256, false)
+            .map(|w| w.n_scored())
+            .sum();
         assert_eq!(val, 35955);
         // A sequence shorter than ctx is one window.
         assert_eq!(plan(0, 100, 256, 256), vec![w(0, 100, 1)]);
@@ -527,6 +547,22 @@ mod tests {
             );
             assert!(scored[end..].iter().all(|&c| c == 0));
         }
+    }
+
+    #[test]
+    fn second_half_matches_llama_cpp() {
+        // llama-perplexity -c 256 on val.txt: 141 windows, 127 predictions each
+        // (tokens 129..255 of every window), 17907 in all.
+        let ws = plan_windows(0, 36099, 256, 256, true).collect::<Vec<_>>();
+        assert_eq!(ws.len(), 141);
+        assert!(ws
+            .iter()
+            .all(|w| w.first_scored == 129 && w.n_scored() == 127));
+        assert_eq!(ws.iter().map(|w| w.n_scored()).sum::<usize>(), 17907);
+        // A short sequence is one window; its second half is scored.
+        assert_eq!(plan(0, 10, 256, 256).len(), 1);
+        let short: Vec<_> = plan_windows(0, 10, 256, 256, true).collect();
+        assert_eq!(short[0].first_scored, 6);
     }
 
     #[test]

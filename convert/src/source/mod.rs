@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ConvertError;
 
+mod gguf;
+mod gguf_tokenizer;
 mod pytorch_file;
 mod safetensors_file;
 mod safetensors_header;
 
+pub use gguf::{GgufInput, GgufRef};
+pub use gguf_tokenizer::rebuild_tokenizer;
 pub use pytorch_file::PytorchSource;
 pub use safetensors_file::SafetensorsSource;
 

@@ -1,5 +1,6 @@
-//! Helpers shared by the K-quants (Q4_K, Q5_K, Q6_K): super-block constants, the
-//! rounding trick, the per-sub-block scale searches and the 6-bit scale packing.
+//! Helpers shared by the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): super-block
+//! constants, the rounding trick, the per-sub-block scale searches and the 6-bit
+//! scale packing.
 //!
 //! Ported from ggml `src/ggml-quants.c` (ggml-org/ggml@5136ed06), functions
 //! `nearest_int`, `make_qx_quants`, `make_qkx2_quants`, `get_scale_min_k4`, and the
@@ -123,6 +124,85 @@ pub fn make_qx_quants(
         }
     }
     scale
+}
+
+/// Symmetric 3-bit-style quantization of `x` to `l[i] - nmax` with `l[i]` in
+/// `0..2*nmax`, returning the scale (negative when the largest-magnitude value is
+/// positive). Port of ggml `make_q3_quants` (used by Q3_K with `nmax = 4`), from
+/// ggml-org/llama.cpp@0c1e5709 `ggml/src/ggml-quants.c`.
+///
+/// With `do_rmse`, the first rounding with `-nmax / max` is refined by up to five
+/// passes of coordinate descent that move one quant at a time when that raises
+/// `(Σ w·x·l)² / Σ w·l²` (weights `x²`). All-zero input gives `l = 0` (not `nmax`)
+/// and scale 0, as in ggml.
+pub fn make_q3_quants(x: &[f32], nmax: i32, l: &mut [i8], do_rmse: bool) -> f32 {
+    let n = x.len();
+    let mut max = 0.0f32;
+    let mut amax = 0.0f32;
+    for &v in x {
+        let ax = v.abs();
+        if ax > amax {
+            amax = ax;
+            max = v;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l[..n].fill(0);
+        return 0.0;
+    }
+    let clamp = |q: i32| q.clamp(-nmax, nmax - 1);
+    let iscale = -(nmax as f32) / max;
+    if !do_rmse {
+        for (li, &v) in l.iter_mut().zip(x) {
+            *li = (clamp(nearest_int(iscale * v)) + nmax) as i8;
+        }
+        return 1.0 / iscale;
+    }
+    // During the search `l` holds the signed quants; the offset is added at the end.
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for (li, &xi) in l.iter_mut().zip(x) {
+        let q = clamp(nearest_int(iscale * xi));
+        *li = q as i8;
+        let w = xi * xi;
+        let qf = q as f32;
+        sumlx += w * xi * qf;
+        suml2 += w * qf * qf;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for (li, &xi) in l.iter_mut().zip(x) {
+            let w = xi * xi;
+            let lf = *li as f32;
+            let mut slx = sumlx - w * xi * lf;
+            if slx > 0.0 {
+                let mut sl2 = suml2 - w * lf * lf;
+                let new_l = clamp(nearest_int(xi * sl2 / slx));
+                if new_l != *li as i32 {
+                    let nf = new_l as f32;
+                    slx += w * xi * nf;
+                    sl2 += w * nf * nf;
+                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        *li = new_l as i8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    for li in l[..n].iter_mut() {
+        *li += nmax as i8;
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
 }
 
 /// Asymmetric quantization `x ≈ scale * l - min_out` with `l[i]` in `0..=nmax`,

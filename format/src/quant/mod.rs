@@ -12,7 +12,11 @@
 pub mod bf16;
 pub mod f16;
 pub mod f32;
+pub mod iq4_nl;
+pub mod iq4_xs;
 pub mod k_common;
+pub mod q2_k;
+pub mod q3_k;
 pub mod q4_0;
 pub mod q4_1;
 pub mod q4_k;
@@ -44,12 +48,24 @@ pub enum QuantType {
     Q5_1 = 7,
     /// 8-bit, 32 weights per block, one f16 scale: `x = d * q`.
     Q8_0 = 8,
+    /// 2-bit K-quant, 256-weight super-blocks of 16 sub-blocks with 4-bit scales and
+    /// mins: `x = d * sc * q - dmin * m`.
+    Q2_K = 10,
+    /// 3-bit K-quant, 256-weight super-blocks of 16 sub-blocks with signed 6-bit
+    /// scales: `x = d * sc * (q - 4)`.
+    Q3_K = 11,
     /// 4-bit K-quant, 256-weight super-blocks of 8 sub-blocks with 6-bit scales and mins.
     Q4_K = 12,
     /// 5-bit K-quant, 256-weight super-blocks of 8 sub-blocks with 6-bit scales and mins.
     Q5_K = 13,
     /// 6-bit K-quant, 256-weight super-blocks of 16 sub-blocks with 8-bit scales.
     Q6_K = 14,
+    /// 4-bit non-linear, 32 weights per block, one f16 scale and indices into a
+    /// fixed table of 16 values: `x = d * KVALUES[q]`.
+    IQ4_NL = 20,
+    /// 4-bit non-linear, 256-weight super-blocks of 8 sub-blocks with 6-bit scales
+    /// and the IQ4_NL table: `x = d * (ls - 32) * KVALUES[q]`.
+    IQ4_XS = 23,
     /// bfloat16 (the top half of an IEEE binary32), little-endian.
     BF16 = 30,
 }
@@ -77,7 +93,7 @@ pub struct QuantKind {
 }
 
 /// The descriptor table, one row per [`QuantType`], in id order.
-pub static QUANT_KINDS: [QuantKind; 11] = [
+pub static QUANT_KINDS: [QuantKind; 15] = [
     f32::KIND,
     f16::KIND,
     q4_0::KIND,
@@ -85,15 +101,19 @@ pub static QUANT_KINDS: [QuantKind; 11] = [
     q5_0::KIND,
     q5_1::KIND,
     q8_0::KIND,
+    q2_k::KIND,
+    q3_k::KIND,
     q4_k::KIND,
     q5_k::KIND,
     q6_k::KIND,
+    iq4_nl::KIND,
+    iq4_xs::KIND,
     bf16::KIND,
 ];
 
 impl QuantType {
     /// Every type, in id order.
-    pub const ALL: [QuantType; 11] = [
+    pub const ALL: [QuantType; 15] = [
         QuantType::F32,
         QuantType::F16,
         QuantType::Q4_0,
@@ -101,9 +121,13 @@ impl QuantType {
         QuantType::Q5_0,
         QuantType::Q5_1,
         QuantType::Q8_0,
+        QuantType::Q2_K,
+        QuantType::Q3_K,
         QuantType::Q4_K,
         QuantType::Q5_K,
         QuantType::Q6_K,
+        QuantType::IQ4_NL,
+        QuantType::IQ4_XS,
         QuantType::BF16,
     ];
 
@@ -214,6 +238,22 @@ impl std::fmt::Display for QuantType {
     }
 }
 
+/// C's float-to-integer conversion as ggml's x86-64 builds perform it
+/// (`cvttss2si`): truncation toward zero, and `i32::MIN` for NaN and values outside
+/// the `i32` range, where C leaves the result undefined. The 32-weight quantizers
+/// convert to 8 bits through this (`as i8`/`as u8` then wrap, as the C conversion
+/// to a narrow type does), so that a block whose scale overflows (a subnormal
+/// maximum, or infinite input) still gets ggml's bytes; Rust's saturating `as`
+/// would not.
+#[inline]
+pub(crate) fn c_trunc_i32(v: f32) -> i32 {
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+        v as i32
+    } else {
+        i32::MIN
+    }
+}
+
 /// Reads a little-endian f16 stored as two bytes.
 #[inline]
 pub fn f16_from_le(b: [u8; 2]) -> f32 {
@@ -226,5 +266,7 @@ pub fn f16_to_le(x: f32) -> [u8; 2] {
     half::f16::from_f32(x).to_le_bytes()
 }
 
+#[cfg(test)]
+mod test_vectors;
 #[cfg(test)]
 mod tests;

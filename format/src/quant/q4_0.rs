@@ -7,7 +7,7 @@
 //! Reference: ggml `src/ggml-quants.c` (ggml-org/ggml@5136ed06),
 //! `quantize_row_q4_0_ref` / `dequantize_row_q4_0`.
 
-use super::{f16_from_le, f16_to_le, QuantKind, QuantType};
+use super::{c_trunc_i32, f16_from_le, f16_to_le, QuantKind, QuantType};
 use bytemuck::{Pod, Zeroable};
 
 /// Weights per block.
@@ -49,7 +49,7 @@ pub fn quantize_block(x: &[f32]) -> BlockQ4_0 {
     let d = max / -8.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // C: MIN(15, (int8_t)(v*id + 8.5f)), truncating toward zero.
-    let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+    let q = |v: f32| (c_trunc_i32(v * id + 8.5) as i8).min(15) as u8;
     let mut qs = [0u8; QK4_0 / 2];
     for (j, b) in qs.iter_mut().enumerate() {
         *b = q(x[j]) | (q(x[j + QK4_0 / 2]) << 4);

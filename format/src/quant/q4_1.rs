@@ -8,7 +8,7 @@
 //! Reference: ggml `src/ggml-quants.c` (ggml-org/ggml@5136ed06),
 //! `quantize_row_q4_1_ref` / `dequantize_row_q4_1`.
 
-use super::{f16_from_le, f16_to_le, QuantKind, QuantType};
+use super::{c_trunc_i32, f16_from_le, f16_to_le, QuantKind, QuantType};
 use bytemuck::{Pod, Zeroable};
 
 /// Weights per block.
@@ -53,7 +53,7 @@ pub fn quantize_block(x: &[f32]) -> BlockQ4_1 {
     let d = (max - min) / 15.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // C: MIN(15, (int8_t)((v - min)*id + 0.5f)), truncating toward zero.
-    let q = |v: f32| (((v - min) * id + 0.5) as i8).min(15) as u8;
+    let q = |v: f32| (c_trunc_i32((v - min) * id + 0.5) as i8).min(15) as u8;
     let mut qs = [0u8; QK4_1 / 2];
     for (j, b) in qs.iter_mut().enumerate() {
         *b = q(x[j]) | (q(x[j + QK4_1 / 2]) << 4);

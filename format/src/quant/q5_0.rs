@@ -8,7 +8,7 @@
 //! Reference: ggml `src/ggml-quants.c` (ggml-org/ggml@5136ed06),
 //! `quantize_row_q5_0_ref` / `dequantize_row_q5_0`.
 
-use super::{f16_from_le, f16_to_le, QuantKind, QuantType};
+use super::{c_trunc_i32, f16_from_le, f16_to_le, QuantKind, QuantType};
 use bytemuck::{Pod, Zeroable};
 
 /// Weights per block.
@@ -52,7 +52,7 @@ pub fn quantize_block(x: &[f32]) -> BlockQ5_0 {
     let d = max / -16.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // C: MIN(31, (int8_t)(v*id + 16.5f)), truncating toward zero.
-    let q = |v: f32| ((v * id + 16.5) as i8).min(31) as u8;
+    let q = |v: f32| (c_trunc_i32(v * id + 16.5) as i8).min(31) as u8;
     let mut qs = [0u8; QK5_0 / 2];
     let mut qh = 0u32;
     for (j, b) in qs.iter_mut().enumerate() {

@@ -7,7 +7,7 @@
 //! Reference: ggml `src/ggml-quants.c` (ggml-org/ggml@5136ed06),
 //! `quantize_row_q5_1_ref` / `dequantize_row_q5_1`.
 
-use super::{f16_from_le, f16_to_le, QuantKind, QuantType};
+use super::{c_trunc_i32, f16_from_le, f16_to_le, QuantKind, QuantType};
 use bytemuck::{Pod, Zeroable};
 
 /// Weights per block.
@@ -54,7 +54,7 @@ pub fn quantize_block(x: &[f32]) -> BlockQ5_1 {
     let d = (max - min) / 31.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // C: (uint8_t)((v - min)*id + 0.5f), truncating toward zero.
-    let q = |v: f32| ((v - min) * id + 0.5) as u8;
+    let q = |v: f32| c_trunc_i32((v - min) * id + 0.5) as u8;
     let mut qs = [0u8; QK5_1 / 2];
     let mut qh = 0u32;
     for (j, b) in qs.iter_mut().enumerate() {

@@ -3,7 +3,7 @@
 //! Layout: ggml `block_q8_0` (ggml-common.h): `{ ggml_half d; int8_t qs[32]; }`, 34 bytes.
 //! Reference: ggml `quantize_row_q8_0_ref` / `dequantize_row_q8_0`.
 
-use super::{f16_from_le, f16_to_le, QuantKind, QuantType};
+use super::{c_trunc_i32, f16_from_le, f16_to_le, QuantKind, QuantType};
 use bytemuck::{Pod, Zeroable};
 
 /// Weights per block.
@@ -38,7 +38,7 @@ pub fn quantize_block(x: &[f32]) -> BlockQ8_0 {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut qs = [0i8; QK8_0];
     for (q, v) in qs.iter_mut().zip(x) {
-        *q = (v * id).round() as i8;
+        *q = c_trunc_i32((v * id).round()) as i8;
     }
     BlockQ8_0 {
         d: f16_to_le(d),

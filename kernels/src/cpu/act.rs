@@ -9,8 +9,8 @@
 //!
 //! | block          | for weights                    | contents |
 //! |----------------|--------------------------------|----------|
-//! | [`BlockQ8_1`]  | Q4_0, Q4_1, Q5_0, Q5_1, Q8_0  | 32 values, `d`, `s = d·Σq` (for the `+ m` term of Q4_1/Q5_1) |
-//! | [`BlockQ8K`]   | Q4_K, Q5_K, Q6_K               | 256 values, `d`, sums of each 16 (for the mins of Q4_K/Q5_K and the `-32` of Q6_K) |
+//! | [`BlockQ8_1`]  | Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL | 32 values, `d`, `s = d·Σq` (for the `+ m` term of Q4_1/Q5_1) |
+//! | [`BlockQ8K`]   | Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS | 256 values, `d`, sums of each 16 (for the mins of Q2_K/Q4_K/Q5_K and the offsets of Q3_K/Q6_K) |
 //!
 //! Quantization: `d = amax / 127`, `q = round_ties_even(x · 127 / amax)` in
 //! `-127..=127` (never -128, so the AVX2 sign trick cannot overflow).
@@ -76,12 +76,20 @@ impl ActType {
     pub const fn for_weights(ty: QuantType) -> ActType {
         match ty {
             QuantType::F32 | QuantType::F16 | QuantType::BF16 => ActType::F32,
-            QuantType::Q4_K | QuantType::Q5_K | QuantType::Q6_K => ActType::Q8K,
+            // The 256-weight types, as in ggml (their vec_dot_type is q8_K).
+            QuantType::Q2_K
+            | QuantType::Q3_K
+            | QuantType::Q4_K
+            | QuantType::Q5_K
+            | QuantType::Q6_K
+            | QuantType::IQ4_XS => ActType::Q8K,
+            // The 32-weight types (ggml: q8_0, or q8_1 for Q4_1/Q5_1).
             QuantType::Q4_0
             | QuantType::Q4_1
             | QuantType::Q5_0
             | QuantType::Q5_1
-            | QuantType::Q8_0 => ActType::Q8_1,
+            | QuantType::Q8_0
+            | QuantType::IQ4_NL => ActType::Q8_1,
         }
     }
 
@@ -118,8 +126,9 @@ pub fn act_nmse_budget(ty: QuantType) -> f64 {
 
 /// [`act_nmse_budget`] of F32, F16 and BF16 weights (f32 activations).
 pub const NMSE_F32_ACT: f64 = 1e-13;
-/// [`act_nmse_budget`] of Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 weights ([`BlockQ8_1`]
-/// activations).
+/// [`act_nmse_budget`] of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL weights
+/// ([`BlockQ8_1`] activations).
 pub const NMSE_Q8_1_ACT: f64 = 1.5e-4;
-/// [`act_nmse_budget`] of Q4_K, Q5_K and Q6_K weights ([`BlockQ8K`] activations).
+/// [`act_nmse_budget`] of Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights
+/// ([`BlockQ8K`] activations).
 pub const NMSE_Q8K_ACT: f64 = 1.5e-4;

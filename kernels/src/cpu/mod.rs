@@ -7,7 +7,7 @@
 //! | [`SCALAR`]  | [`matmul_ref`]: f32 activations, exact reference | `_ref`            | `MAMBA_FORCE_SCALAR=1` |
 //! | [`GENERIC`] | tiled, quantized activations, `vec_dot_*_ref`    | `_ref`            | no SIMD table fits the CPU |
 //! | `avx2`      | tiled, quantized activations, AVX2 + FMA + F16C  | AVX2, fast `exp`  | x86-64 with AVX2, FMA and F16C (run-time check) |
-//! | `neon`      | tiled, quantized activations: NEON for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the quantizers, `GENERIC`'s tiles for the other types | NEON, fast `exp` (scan over the state for d_state a multiple of 4 up to 32, or 64; conv1d for widths 2–8; else `_ref`) | aarch64 (NEON is baseline there) |
+//! | `neon`      | tiled, quantized activations: NEON for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL and the quantizers, `GENERIC`'s tiles for the other types | NEON, fast `exp` (scan over the state for d_state a multiple of 4 up to 32, or 64; conv1d for widths 2–8; else `_ref`) | aarch64 (NEON is baseline there) |
 //!
 //! The Mamba-2 scans ([`crate::sched::mamba2`]) are the `_ref` ones in
 //! [`SCALAR`]; [`GENERIC`] runs the recurrence in partial sums that the compiler
@@ -167,7 +167,7 @@ pub struct MatmulKernels {
     /// Quantizes one activation row (length a multiple of 256) to [`BlockQ8K`].
     pub quantize_q8_k: unsafe fn(&[f32], &mut [BlockQ8K]),
     /// One row per [`QuantType`], in [`QuantType::ALL`] order.
-    pub types: [TypeKernel; 11],
+    pub types: [TypeKernel; QuantType::ALL.len()],
 }
 
 impl MatmulKernels {

@@ -9,7 +9,11 @@
 
 use crate::cpu::act::{BlockQ8K, BlockQ8_1, Q8_1_GROUP, QK8_1, QK_K};
 use mamba_format::quant::f16_from_le;
+use mamba_format::quant::iq4_nl::{BlockIq4Nl, KVALUES_IQ4NL};
+use mamba_format::quant::iq4_xs::{self, BlockIq4Xs};
 use mamba_format::quant::k_common::get_scale_min_k4;
+use mamba_format::quant::q2_k::BlockQ2K;
+use mamba_format::quant::q3_k::{self, BlockQ3K};
 use mamba_format::quant::q4_0::BlockQ4_0;
 use mamba_format::quant::q4_1::BlockQ4_1;
 use mamba_format::quant::q4_k::BlockQ4K;
@@ -114,6 +118,19 @@ pub fn vec_dot_q8_0_q8_1_ref(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
     })
 }
 
+/// IQ4_NL weights (`x = d·K[q]`, `K` the non-linear table) · Q8_1 activations.
+pub fn vec_dot_iq4_nl_q8_1_ref(w: &[BlockIq4Nl], a: &[BlockQ8_1]) -> f32 {
+    dot_groups(a, w.len(), |b| {
+        (
+            f16_from_le(w[b].d),
+            0.0,
+            idot(&a[b], |j| {
+                KVALUES_IQ4NL[nibble(&w[b].qs, j) as usize] as i32
+            }),
+        )
+    })
+}
+
 // ── 256-weight super-blocks × BlockQ8K ───────────────────────────────────────
 
 /// `Σ_{i<32} q(i) · qs[i]` over 32 activation quants.
@@ -188,6 +205,72 @@ pub fn vec_dot_q6_k_q8_k_ref(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
                     isum += wb.scales[off / 16] as i32 * dot;
                 }
             }
+        }
+        acc += f16_from_le(wb.d) * ab.d * isum as f32;
+    }
+    acc
+}
+
+/// `Σ_{i<16} q(i) · qs[i]` over 16 activation quants.
+#[inline]
+fn idot16(qs: &[i8], q: impl Fn(usize) -> i32) -> i32 {
+    (0..16).map(|i| q(i) * qs[i] as i32).sum()
+}
+
+/// The 2-bit quant of weight `128h + 32k + i` of a Q2_K/Q3_K block (`i` < 32): bits
+/// `2k..2k+2` of `qs[32h + i]`.
+#[inline]
+fn quant2(qs: &[u8; 64], w: usize) -> i32 {
+    let (h, k, i) = (w / 128, (w / 32) % 4, w % 32);
+    ((qs[32 * h + i] >> (2 * k)) & 3) as i32
+}
+
+/// Q2_K weights (`x = d·sc·q − dmin·m` per 16) · Q8_K activations:
+/// `d·da·Σ_s sc_s·Σ q·qa − dmin·da·Σ_s m_s·bsum_s`.
+pub fn vec_dot_q2_k_q8_k_ref(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = 0.0f32;
+    for (wb, ab) in w.iter().zip(a) {
+        let (mut isum, mut msum) = (0i32, 0i32);
+        for s in 0..QK_K / 16 {
+            let sc = wb.scales[s];
+            let dot = idot16(&ab.qs[16 * s..], |i| quant2(&wb.qs, 16 * s + i));
+            isum += (sc & 0xF) as i32 * dot;
+            msum += (sc >> 4) as i32 * ab.bsums[s] as i32;
+        }
+        acc += f16_from_le(wb.d) * ab.d * isum as f32 - f16_from_le(wb.dmin) * ab.d * msum as f32;
+    }
+    acc
+}
+
+/// Q3_K weights (`x = d·sc·(q − 4)` per 16, `sc` signed) · Q8_K activations.
+pub fn vec_dot_q3_k_q8_k_ref(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = 0.0f32;
+    for (wb, ab) in w.iter().zip(a) {
+        let mut isum = 0i32;
+        for s in 0..QK_K / 16 {
+            let dot = idot16(&ab.qs[16 * s..], |i| {
+                let wi = 16 * s + i;
+                let high = (wb.hmask[wi % 32] >> (wi / 32)) & 1;
+                quant2(&wb.qs, wi) + 4 * high as i32 - 4
+            });
+            isum += q3_k::scale(&wb.scales, s) as i32 * dot;
+        }
+        acc += f16_from_le(wb.d) * ab.d * isum as f32;
+    }
+    acc
+}
+
+/// IQ4_XS weights (`x = d·(ls − 32)·K[q]` per 32) · Q8_K activations.
+pub fn vec_dot_iq4_xs_q8_k_ref(w: &[BlockIq4Xs], a: &[BlockQ8K]) -> f32 {
+    let mut acc = 0.0f32;
+    for (wb, ab) in w.iter().zip(a) {
+        let mut isum = 0i32;
+        for s in 0..QK_K / 32 {
+            let qs: &[u8; 16] = wb.qs[16 * s..16 * s + 16].try_into().unwrap();
+            let dot = idot32(&ab.qs[32 * s..], |i| {
+                KVALUES_IQ4NL[nibble(qs, i) as usize] as i32
+            });
+            isum += iq4_xs::scale(wb, s) * dot;
         }
         acc += f16_from_le(wb.d) * ab.d * isum as f32;
     }

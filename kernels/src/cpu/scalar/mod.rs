@@ -45,6 +45,14 @@ pub(crate) struct Q4K;
 pub(crate) struct Q5K;
 /// Q6_K weights.
 pub(crate) struct Q6K;
+/// Q2_K weights.
+pub(crate) struct Q2K;
+/// Q3_K weights.
+pub(crate) struct Q3K;
+/// IQ4_NL weights.
+pub(crate) struct Iq4Nl;
+/// IQ4_XS weights.
+pub(crate) struct Iq4Xs;
 
 impl RefDot for F32 {
     fn dot(w: &[u8], a: &[u8]) -> f32 {
@@ -101,6 +109,26 @@ impl RefDot for Q6K {
         vec_dot_q6_k_q8_k_ref(cast_slice(w), cast_slice(a))
     }
 }
+impl RefDot for Q2K {
+    fn dot(w: &[u8], a: &[u8]) -> f32 {
+        vec_dot_q2_k_q8_k_ref(cast_slice(w), cast_slice(a))
+    }
+}
+impl RefDot for Q3K {
+    fn dot(w: &[u8], a: &[u8]) -> f32 {
+        vec_dot_q3_k_q8_k_ref(cast_slice(w), cast_slice(a))
+    }
+}
+impl RefDot for Iq4Nl {
+    fn dot(w: &[u8], a: &[u8]) -> f32 {
+        vec_dot_iq4_nl_q8_1_ref(cast_slice(w), cast_slice(a))
+    }
+}
+impl RefDot for Iq4Xs {
+    fn dot(w: &[u8], a: &[u8]) -> f32 {
+        vec_dot_iq4_xs_q8_k_ref(cast_slice(w), cast_slice(a))
+    }
+}
 
 /// A one-row tile: `out[0][j] = dot(rows[0], toks[j])` for `j < rn`. SIMD tables
 /// without a kernel of their own for a weight type use it too.
@@ -148,9 +176,13 @@ pub static GENERIC_MATMUL: MatmulKernels = MatmulKernels {
         row(QuantType::Q5_0, tile_ref::<Q5_0>),
         row(QuantType::Q5_1, tile_ref::<Q5_1>),
         row(QuantType::Q8_0, tile_ref::<Q8_0>),
+        row(QuantType::Q2_K, tile_ref::<Q2K>),
+        row(QuantType::Q3_K, tile_ref::<Q3K>),
         row(QuantType::Q4_K, tile_ref::<Q4K>),
         row(QuantType::Q5_K, tile_ref::<Q5K>),
         row(QuantType::Q6_K, tile_ref::<Q6K>),
+        row(QuantType::IQ4_NL, tile_ref::<Iq4Nl>),
+        row(QuantType::IQ4_XS, tile_ref::<Iq4Xs>),
         row(QuantType::BF16, tile_ref::<Bf16>),
     ],
 };

@@ -1,4 +1,4 @@
-//! NEON tile for the 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) against
+//! NEON tile for the 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) against
 //! [`BlockQ8_1`] activations, written once over [`Block32`], which unpacks one
 //! block of a type to its 32 quants. Scalar references: `vec_dot_*_q8_1_ref` in
 //! [`crate::cpu::scalar::dot`], whose arithmetic this follows output by output

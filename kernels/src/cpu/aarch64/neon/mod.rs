@@ -1,8 +1,8 @@
 //! NEON kernels: activation quantizers and quantized-activation matmul tiles for
-//! the 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), and the selective
-//! scan and conv1d + SiLU ([`ssm`], over the vector `exp`, softplus and SiLU of
-//! [`math`]). The float and K-quant weight types use the portable one-row tiles
-//! of [`crate::cpu::scalar`].
+//! the 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL), and the
+//! selective scan and conv1d + SiLU ([`ssm`], over the vector `exp`, softplus and
+//! SiLU of [`math`]). The float types, the K-quants (Q2_K … Q6_K) and IQ4_XS use
+//! the portable one-row tiles of [`crate::cpu::scalar`].
 //!
 //! The scan is vectorised over the state (4 states per register) for d_state a
 //! multiple of 4 up to 32, or 64, and is the `_ref` one for other sizes; unlike
@@ -26,6 +26,7 @@
 //! every aarch64 CPU.
 
 mod block32;
+mod iq4_nl;
 mod math;
 mod q4;
 mod q8_0;
@@ -102,9 +103,22 @@ static MATMUL: MatmulKernels = MatmulKernels {
             block32::tile::<q8_0::Q8_0, Q_RN>,
             block32::tile::<q8_0::Q8_0, 1>,
         ),
+        // Why the 256-weight types have no NEON tile: an `sdot`-less K-quant kernel
+        // (the super-block unpacking plus `smull`/`sadalp`) has to be tuned on ARM
+        // hardware to be worth its code, and there is none here to measure on (qemu
+        // runs it but says nothing of speed); Q4_K..Q6_K were left portable for the
+        // same reason, and Q2_K, Q3_K and IQ4_XS follow them.
+        generic_row(QuantType::Q2_K, tile_ref::<scalar::Q2K>),
+        generic_row(QuantType::Q3_K, tile_ref::<scalar::Q3K>),
         generic_row(QuantType::Q4_K, tile_ref::<scalar::Q4K>),
         generic_row(QuantType::Q5_K, tile_ref::<scalar::Q5K>),
         generic_row(QuantType::Q6_K, tile_ref::<scalar::Q6K>),
+        row32(
+            QuantType::IQ4_NL,
+            block32::tile::<iq4_nl::Iq4Nl, Q_RN>,
+            block32::tile::<iq4_nl::Iq4Nl, 1>,
+        ),
+        generic_row(QuantType::IQ4_XS, tile_ref::<scalar::Iq4Xs>),
         generic_row(QuantType::BF16, tile_ref::<scalar::Bf16>),
     ],
 };

@@ -1,31 +1,37 @@
-//! AVX2 tiles for the K-quants (Q4_K, Q5_K, Q6_K) against [`BlockQ8K`]
-//! activations. Scalar references: `vec_dot_q{4,5,6}_k_q8_k_ref` in
-//! [`crate::cpu::scalar::dot`]. After ggml `ggml-cpu/arch/x86/quants.c`
-//! `ggml_vec_dot_q4_K_q8_K` and siblings (ggml-org/llama.cpp@04e1dd75).
+//! AVX2 tiles for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_XS against
+//! [`BlockQ8K`] activations. Scalar references: `vec_dot_q{2,3,4,5,6}_k_q8_k_ref`
+//! and `vec_dot_iq4_xs_q8_k_ref` in [`crate::cpu::scalar::dot`]. After ggml
+//! `ggml-cpu/arch/x86/quants.c` `ggml_vec_dot_q4_K_q8_K` and siblings
+//! (ggml-org/llama.cpp@04e1dd75).
 //!
 //! Each type only says how to read one super-block into a common form — a
 //! [`KHeader`] plus eight 32-weight chunks — so the multiply is written once:
 //!
 //! ```text
-//! q[k]    32 unsigned quants of weights 32k .. 32k+32        (Q4_K 0..16, Q5_K 0..32, Q6_K 0..64)
+//! q[k]    32 quants of weights 32k .. 32k+32: unsigned (Q2_K 0..4, Q3_K 0..8,
+//!         Q4_K 0..16, Q5_K 0..32, Q6_K 0..64) or, for IQ4_XS, signed table values
 //! sc[k]   16 × i16: the scale of weights 32k..32k+16 (lanes 0..8) and 32k+16..32k+32 (8..16)
 //! mins    16 × i16: what each group of 16 subtracts per unit of activation
-//!         (Q4_K/Q5_K: the 6-bit min of its sub-block; Q6_K: 32·scale, for the −32 offset)
+//!         (Q2_K/Q4_K/Q5_K: the min of its sub-block; Q3_K: 4·scale and Q6_K: 32·scale,
+//!         for their −4 and −32 offsets; IQ4_XS: 0)
 //!
 //! per token:  s = Σ_k madd(maddubs(q[k], a[k]), sc[k])      8 × i32
+//!             (signed q: maddubs(|q[k]|, a[k]·sign q[k]), the sign trick)
 //!             m = madd(mins, bsums)                          8 × i32
-//!             acc += d·da·s − dmin·da·m        (Q6_K: dmin = d, so d·da·(s − m) in integers)
+//!             acc += d·da·s − dmin·da·m        (Q3_K/Q6_K/IQ4_XS: dmin = d, so d·da·(s − m) in integers)
 //! ```
 //!
 //! With several tokens, each row's chunks are unpacked once into [`KUnpacked`] and
 //! reused; with one token (decode), each chunk is multiplied as soon as it is read.
 //!
-//! Ranges: pair sums of `maddubs` are at most 2·63·127 = 16002; scales fit i16; the
-//! i32 sums stay below 2²⁶.
+//! Ranges: pair sums of `maddubs` are at most 2·63·127 = 16002 (unsigned quants) or
+//! 2·127·127 = 32258 (IQ4_XS: |q| ≤ 127, and the activations are never -128);
+//! scales fit i16; the i32 sums stay below 2²⁶.
 
 use super::{f16_at, hsum_ps, prefetch_ahead};
 use crate::cpu::act::BlockQ8K;
 use crate::cpu::tile::{MR, NR};
+use mamba_format::quant::iq4_nl::KVALUES_IQ4NL;
 use std::arch::x86_64::*;
 
 /// What a super-block's chunks share.
@@ -45,6 +51,9 @@ pub(super) trait KQuant {
     const SIZE: usize;
     /// True when the mins use the same scale as the quants (`dmin == d`).
     const SAME_SCALE: bool;
+    /// True when [`KQuant::chunk`]'s quants are signed bytes (the multiply then uses
+    /// the sign trick); false for unsigned ones.
+    const SIGNED: bool = false;
     /// The header of the super-block at `p`.
     ///
     /// # Safety
@@ -59,9 +68,12 @@ pub(super) trait KQuant {
     unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i);
 }
 
+pub(super) struct Q2K;
+pub(super) struct Q3K;
 pub(super) struct Q4K;
 pub(super) struct Q5K;
 pub(super) struct Q6K;
+pub(super) struct Iq4Xs;
 
 /// The eight 6-bit scales and eight 6-bit mins of a Q4_K/Q5_K block, one per byte
 /// (ggml's `utmp` unpacking; the same values as `k_common::get_scale_min_k4`).
@@ -201,16 +213,172 @@ impl KQuant for Q6K {
             _mm256_and_si256(l, _mm256_set1_epi8(0x0F)),
             _mm256_slli_epi16::<4>(top),
         );
-        // Scales of weights 32k .. 32k+16 and 32k+16 .. 32k+32 (groups 2k, 2k + 1).
-        let (g0, g1) = (
-            (2 * k) as i64 * 0x0101010101010101,
-            (2 * k + 1) as i64 * 0x0101010101010101,
+        (q, group_scales(h, k))
+    }
+}
+
+/// The scales of chunk `k` of a type with one signed 8-bit scale per 16 weights,
+/// held in the low 128 bits of `h.scales` (Q2_K, Q3_K, Q6_K): groups `2k` (lanes
+/// 0..8) and `2k + 1` (lanes 8..16), widened to i16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_scales(h: &KHeader, k: usize) -> __m256i {
+    let (g0, g1) = (
+        (2 * k) as i64 * 0x0101010101010101,
+        (2 * k + 1) as i64 * 0x0101010101010101,
+    );
+    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+        _mm256_castsi256_si128(h.scales),
+        _mm_set_epi64x(g1, g0),
+    ))
+}
+
+/// Bits `2j..2j+2` of the 32 bytes at `p`: the 2-bit quants of chunk `4h + j` of a
+/// Q2_K/Q3_K block whose `qs[32h..]` is at `p` (`j` < 4).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quants2(p: *const u8, j: usize) -> __m256i {
+    let bits = _mm256_loadu_si256(p as *const __m256i);
+    // A 16-bit shift by at most 6 keeps bits 0-1 of each byte its own.
+    _mm256_and_si256(
+        _mm256_srl_epi16(bits, _mm_cvtsi32_si128(2 * j as i32)),
+        _mm256_set1_epi8(3),
+    )
+}
+
+impl KQuant for Q2K {
+    // {scales: [u8; 16], qs: [u8; 64], d: f16, dmin: f16}
+    const SIZE: usize = 84;
+    const SAME_SCALE: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn header(p: *const u8) -> KHeader {
+        // Scale in the low nibble, min in the high one, one byte per group of 16.
+        let raw = _mm_loadu_si128(p as *const __m128i);
+        let m4 = _mm_set1_epi8(0x0F);
+        KHeader {
+            scales: _mm256_castsi128_si256(_mm_and_si128(raw, m4)),
+            mins: _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(raw), m4)),
+            d: f16_at(p.add(80)),
+            dmin: f16_at(p.add(82)),
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i) {
+        (quants2(p.add(16 + 32 * (k / 4)), k % 4), group_scales(h, k))
+    }
+}
+
+/// The sixteen signed 6-bit scales of a Q3_K block, one per byte (ggml's
+/// `kmask1`/`kmask2` unpacking; the same values as `q3_k::scale`).
+#[inline]
+fn scales_q3k(s: &[u8; 12]) -> [u8; 16] {
+    const KMASK1: u32 = 0x03030303;
+    const KMASK2: u32 = 0x0f0f0f0f;
+    let u = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (u0, u1, tmp) = (u(0), u(1), u(2));
+    let aux = [
+        (u0 & KMASK2) | ((tmp & KMASK1) << 4),
+        (u1 & KMASK2) | (((tmp >> 2) & KMASK1) << 4),
+        ((u0 >> 4) & KMASK2) | (((tmp >> 4) & KMASK1) << 4),
+        ((u1 >> 4) & KMASK2) | (((tmp >> 6) & KMASK1) << 4),
+    ];
+    let mut out = [0u8; 16];
+    for (o, a) in out.chunks_exact_mut(4).zip(aux) {
+        o.copy_from_slice(&a.to_le_bytes());
+    }
+    out
+}
+
+impl KQuant for Q3K {
+    // {hmask: [u8; 32], qs: [u8; 64], scales: [u8; 12], d: f16}
+    const SIZE: usize = 110;
+    const SAME_SCALE: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn header(p: *const u8) -> KHeader {
+        let raw = scales_q3k(&std::ptr::read_unaligned(p.add(96) as *const [u8; 12]));
+        let sc = _mm_sub_epi8(
+            _mm_loadu_si128(raw.as_ptr() as *const __m128i),
+            _mm_set1_epi8(32),
         );
-        let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-            _mm256_castsi256_si128(h.scales),
-            _mm_set_epi64x(g1, g0),
-        ));
-        (q, sc)
+        let d = f16_at(p.add(108));
+        // The −4 offset: each group of 16 subtracts 4·scale per unit of activation.
+        KHeader {
+            scales: _mm256_castsi128_si256(sc),
+            mins: _mm256_slli_epi16::<2>(_mm256_cvtepi8_epi16(sc)),
+            d,
+            dmin: d,
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i) {
+        // Weight 32k + i: low 2 bits from qs, third bit = bit k of hmask[i].
+        let lo = quants2(p.add(32 + 32 * (k / 4)), k % 4);
+        let hm = _mm256_loadu_si256(p as *const __m256i);
+        let hi = _mm256_and_si256(
+            _mm256_srl_epi16(hm, _mm_cvtsi32_si128(k as i32)),
+            _mm256_set1_epi8(1),
+        );
+        (
+            _mm256_or_si256(lo, _mm256_slli_epi16::<2>(hi)),
+            group_scales(h, k),
+        )
+    }
+}
+
+impl KQuant for Iq4Xs {
+    // {d: f16, scales_h: u16, scales_l: [u8; 4], qs: [u8; 128]}
+    const SIZE: usize = 136;
+    const SAME_SCALE: bool = true;
+    const SIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn header(p: *const u8) -> KHeader {
+        let h = u16::from_le_bytes(std::ptr::read_unaligned(p.add(2) as *const [u8; 2]));
+        let l = std::ptr::read_unaligned(p.add(4) as *const [u8; 4]);
+        let ls: [i16; 8] = std::array::from_fn(|s| {
+            let lo = (l[s / 2] >> (4 * (s % 2))) & 0xF;
+            let hi = (h >> (2 * s)) & 3;
+            (lo as u16 | hi << 4) as i16 - 32
+        });
+        let d = f16_at(p);
+        // Eight sub-block scales as i16 in both lanes, as k4_scale reads them; no
+        // offset, so no mins.
+        KHeader {
+            scales: _mm256_broadcastsi128_si256(_mm_loadu_si128(ls.as_ptr() as *const __m128i)),
+            mins: _mm256_setzero_si256(),
+            d,
+            dmin: d,
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(p: *const u8, h: &KHeader, k: usize) -> (__m256i, __m256i) {
+        // Byte i of qs[16k..] holds weights 32k + i (low nibble) and 32k + 16 + i.
+        let bytes = _mm_loadu_si128(p.add(8 + 16 * k) as *const __m128i);
+        let m4 = _mm_set1_epi8(0x0F);
+        let idx = _mm256_set_m128i(
+            _mm_and_si128(_mm_srli_epi16::<4>(bytes), m4),
+            _mm_and_si128(bytes, m4),
+        );
+        let table =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_IQ4NL.as_ptr() as *const __m128i));
+        (_mm256_shuffle_epi8(table, idx), k4_scale(h, k))
+    }
+}
+
+/// `maddubs` of quants `q` (unsigned, or signed for `K::SIGNED`) with activations
+/// `a`: i16 sums of adjacent products.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mul_pairs<K: KQuant>(q: __m256i, a: __m256i) -> __m256i {
+    if K::SIGNED {
+        _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(a, q))
+    } else {
+        _mm256_maddubs_epi16(q, a)
     }
 }
 
@@ -311,7 +479,7 @@ unsafe fn tile_n<K: KQuant, const RM: usize, const RN: usize>(
                 for k in 0..8 {
                     let (q, sc) = K::chunk(p, &h, k);
                     let a = _mm256_loadu_si256(ap.add(4 + 32 * k) as *const __m256i);
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), sc));
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(mul_pairs::<K>(q, a), sc));
                 }
                 acc[i][0] = accumulate::<K>(acc[i][0], &h, da, s, _mm256_madd_epi16(h.mins, bsums));
             }
@@ -336,7 +504,7 @@ unsafe fn tile_n<K: KQuant, const RM: usize, const RN: usize>(
                     let a = _mm256_loadu_si256(ap.add(4 + 32 * k) as *const __m256i);
                     s = _mm256_add_epi32(
                         s,
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(ui.q[k], a), ui.sc[k]),
+                        _mm256_madd_epi16(mul_pairs::<K>(ui.q[k], a), ui.sc[k]),
                     );
                 }
                 acc[i][j] =

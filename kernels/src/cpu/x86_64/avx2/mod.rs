@@ -7,6 +7,7 @@
 //! [`super::avx2`] hands out after checking those features at run time.
 
 mod float;
+mod iq4_nl;
 mod kquant;
 mod math;
 mod q4;
@@ -78,6 +79,11 @@ const Q8_DM: usize = q8_0::ROWS;
 const K_RM: usize = 1;
 const K_RN: usize = 8;
 const K_DM: usize = 4;
+/// IQ4_NL: one row of 8 tokens (8 accumulators), 4 rows for a single token, as the
+/// K-quants; not tuned (the shapes the register budget allows).
+const NL_RM: usize = 1;
+const NL_RN: usize = 8;
+const NL_DM: usize = 4;
 
 static MATMUL: MatmulKernels = MatmulKernels {
     quantize_q8_1: quantize::quantize_row_q8_1,
@@ -126,6 +132,18 @@ static MATMUL: MatmulKernels = MatmulKernels {
             (Q8_DM, q8_0::tile::<1>),
         ),
         row(
+            QuantType::Q2_K,
+            (K_RM, K_RN),
+            kquant::tile::<kquant::Q2K, K_RM, K_RN>,
+            (K_DM, kquant::tile::<kquant::Q2K, K_DM, 1>),
+        ),
+        row(
+            QuantType::Q3_K,
+            (K_RM, K_RN),
+            kquant::tile::<kquant::Q3K, K_RM, K_RN>,
+            (K_DM, kquant::tile::<kquant::Q3K, K_DM, 1>),
+        ),
+        row(
             QuantType::Q4_K,
             (K_RM, K_RN),
             kquant::tile::<kquant::Q4K, K_RM, K_RN>,
@@ -142,6 +160,18 @@ static MATMUL: MatmulKernels = MatmulKernels {
             (K_RM, K_RN),
             kquant::tile::<kquant::Q6K, K_RM, K_RN>,
             (K_DM, kquant::tile::<kquant::Q6K, K_DM, 1>),
+        ),
+        row(
+            QuantType::IQ4_NL,
+            (NL_RM, NL_RN),
+            iq4_nl::tile::<NL_RM, NL_RN>,
+            (NL_DM, iq4_nl::tile::<NL_DM, 1>),
+        ),
+        row(
+            QuantType::IQ4_XS,
+            (K_RM, K_RN),
+            kquant::tile::<kquant::Iq4Xs, K_RM, K_RN>,
+            (K_DM, kquant::tile::<kquant::Iq4Xs, K_DM, 1>),
         ),
         row(
             QuantType::BF16,

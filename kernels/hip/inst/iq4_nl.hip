@@ -1,0 +1,3 @@
+// Kernels for IQ4_NL (see matmul.h).
+#include "../matmul.h"
+KQ_INSTANTIATE(IQ4_NL)

@@ -1,0 +1,3 @@
+// Kernels for IQ4_XS (see matmul.h).
+#include "../matmul.h"
+KQ_INSTANTIATE(IQ4_XS)
