@@ -30,11 +30,9 @@ use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::api::Progress;
 use hf_hub::{Cache, Repo, RepoType};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mamba_files::limits::MAX_INDEX_BYTES;
-use mamba_files::read_to_string_capped;
-use serde_json::Value;
 
 use crate::error::ConvertError;
+use crate::source::read_shard_index;
 
 /// The revision when none is given, as on the Hub.
 const DEFAULT_REVISION: &str = "main";
@@ -353,39 +351,25 @@ impl Fetcher {
     /// Every shard the index names, each a plain file name the repository lists,
     /// sorted and once each.
     fn shards(&self, index: &Path, listed: &HashSet<&str>) -> Result<Vec<String>, ConvertError> {
-        let text = read_to_string_capped(index, MAX_INDEX_BYTES, "a shard index")
-            .map_err(|e| ConvertError::input_file("shard index", index, e))?;
-        let json: Value =
-            serde_json::from_str(&text).map_err(|source| ConvertError::MalformedJson {
-                path: index.to_path_buf(),
-                source,
-            })?;
         let bad = |why: String| ConvertError::BadShardIndex {
             path: index.to_path_buf(),
             why,
         };
-        let map = json
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("no `weight_map` object".into()))?;
         let mut files = Vec::new();
-        for (tensor, file) in map {
-            let file = file
-                .as_str()
-                .ok_or_else(|| bad(format!("`{tensor}` maps to {file}, not a file name")))?;
-            // The name becomes a download URL and a path in the snapshot: one plain
-            // component only, never `/` or `..`.
-            if !is_plain_file_name(file) {
+        for (tensor, file) in read_shard_index(index)? {
+            // The name becomes a download URL and a path in the snapshot: the Hub's
+            // stricter file-name characters too.
+            if !is_plain_file_name(&file) {
                 return Err(bad(format!(
                     "`{tensor}` maps to `{file}`, which is not a plain file name"
                 )));
             }
-            if !listed.contains(file) {
+            if !listed.contains(file.as_str()) {
                 return Err(self.fail(format!(
                     "{INDEX} names the shard {file}, which the repository does not have"
                 )));
             }
-            files.push(file.to_string());
+            files.push(file);
         }
         files.sort_unstable();
         files.dedup();

@@ -36,3 +36,15 @@ pub fn max_abs_diff(got: &[f32], reference: &[f32]) -> (f32, f32) {
         / n;
     (max, var.sqrt() as f32)
 }
+
+/// `-log_softmax(row)[target]` in nats, computed in f64.
+pub fn nll(row: &[f32], target: u32) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let lse = max
+        + row
+            .iter()
+            .map(|&x| (x as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    lse - row[target as usize] as f64
+}

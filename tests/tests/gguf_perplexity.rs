@@ -13,7 +13,7 @@ use std::path::Path;
 
 use mamba_format::gguf::Gguf;
 use mamba_runtime::{Model, Session};
-use mamba_tests::shared_dir;
+use mamba_tests::{nll, shared_dir};
 
 const CTX: usize = 256;
 
@@ -29,14 +29,7 @@ fn second_half_nll(model: &Model, ids: &[u32]) -> (f64, usize) {
         s.prefill(&w[..CTX / 2]).unwrap();
         let logits = s.logits_all(&w[CTX / 2..CTX - 1]).unwrap();
         for (row, &target) in logits.chunks_exact(v).zip(&w[CTX / 2 + 1..]) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let lse = max
-                + row
-                    .iter()
-                    .map(|&x| (x as f64 - max).exp())
-                    .sum::<f64>()
-                    .ln();
-            sum += lse - row[target as usize] as f64;
+            sum += nll(row, target);
             n += 1;
         }
     }

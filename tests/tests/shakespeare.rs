@@ -3,7 +3,7 @@
 //! reference protocol within 0.1%; quantized perplexity close to F32's.
 
 use mamba_runtime::{Model, Session};
-use mamba_tests::{convert_dir, max_abs_diff, read_reference, shared_dir};
+use mamba_tests::{convert_dir, max_abs_diff, nll, read_reference, shared_dir};
 
 /// The trained models and the start of their reference greedy continuation.
 const MODELS: [(&str, &str); 2] = [
@@ -35,15 +35,7 @@ fn mean_nll(model: &Model, ids: &[u32], ctx: usize) -> (f64, Vec<f64>) {
         let mut s = Session::new(model);
         let logits = s.logits_all(w).unwrap();
         for j in 0..w.len() - 1 {
-            let row = &logits[j * v..(j + 1) * v];
-            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let lse = max
-                + row
-                    .iter()
-                    .map(|&x| (x as f64 - max).exp())
-                    .sum::<f64>()
-                    .ln();
-            nlls.push(lse - row[w[j + 1] as usize] as f64);
+            nlls.push(nll(&logits[j * v..(j + 1) * v], w[j + 1]));
         }
     }
     (nlls.iter().sum::<f64>() / nlls.len() as f64, nlls)

@@ -13,11 +13,13 @@ mod gguf_tokenizer;
 mod pytorch_file;
 mod safetensors_file;
 mod safetensors_header;
+mod shard_index;
 
 pub use gguf::{GgufInput, GgufRef};
 pub use gguf_tokenizer::rebuild_tokenizer;
 pub use pytorch_file::PytorchSource;
 pub use safetensors_file::SafetensorsSource;
+pub use shard_index::read_shard_index;
 
 /// Storage-level facts about one checkpoint tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,15 +10,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mamba_files::limits::MAX_INDEX_BYTES;
-use mamba_files::{open_regular, read_to_string_capped};
+use mamba_files::open_regular;
 use memmap2::Mmap;
 use rayon::prelude::*;
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
-use serde_json::Value;
 
 use super::safetensors_header::diagnose_header;
+use super::shard_index::read_shard_index;
 use super::{SourceTensor, StorageKind, WeightSource};
 use crate::error::ConvertError;
 
@@ -119,37 +118,10 @@ impl SafetensorsSource {
 
     /// Opens every shard named by a `model.safetensors.index.json` `weight_map`.
     pub fn open_sharded(index: &Path) -> Result<Self, ConvertError> {
-        let text = read_to_string_capped(index, MAX_INDEX_BYTES, "a shard index")
-            .map_err(|e| ConvertError::input_file("shard index", index, e))?;
-        let json: Value =
-            serde_json::from_str(&text).map_err(|source| ConvertError::MalformedJson {
-                path: index.to_path_buf(),
-                source,
-            })?;
-        let bad = |why: String| ConvertError::BadShardIndex {
-            path: index.to_path_buf(),
-            why,
-        };
-        let map = json
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("no `weight_map` object".into()))?;
+        let pairs = read_shard_index(index)?;
         let dir = index.parent().unwrap_or(Path::new("."));
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(map.len());
-        for (name, file) in map {
-            let file = file
-                .as_str()
-                .ok_or_else(|| bad(format!("`{name}` maps to {file}, not a file name")))?;
-            // A shard must sit beside the index: no paths, no `..`.
-            if file.is_empty() || file.contains(['/', '\\']) || file == "." || file == ".." {
-                return Err(bad(format!(
-                    "`{name}` maps to `{file}`, which is not a plain file name"
-                )));
-            }
-            pairs.push((name, file));
-        }
         // Each shard once, in sorted order so that opening is deterministic.
-        let mut files: Vec<&str> = pairs.iter().map(|&(_, f)| f).collect();
+        let mut files: Vec<&str> = pairs.iter().map(|(_, f)| f.as_str()).collect();
         files.sort_unstable();
         files.dedup();
         let shards = files
@@ -157,12 +129,10 @@ impl SafetensorsSource {
             .map(|f| Shard::open(&dir.join(f)))
             .collect::<Result<Vec<_>, _>>()?;
         let by_name = pairs
-            .into_iter()
+            .iter()
             .map(|(name, file)| {
-                (
-                    name.to_string(),
-                    files.binary_search(&file).unwrap_or_default(),
-                )
+                let shard = files.binary_search(&file.as_str()).unwrap_or_default();
+                (name.clone(), shard)
             })
             .collect();
         Ok(SafetensorsSource {
