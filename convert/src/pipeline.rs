@@ -162,22 +162,19 @@ impl Job {
             Input::Dir(dir) => Job::from_dir(dir, None, opts, check_out),
             Input::Hub { repo, revision } => {
                 let dir = crate::hub::fetch(repo, revision.as_deref(), opts.progress)?;
-                let label = match revision {
-                    Some(r) => format!("{repo}@{r}"),
-                    None => repo.clone(),
-                };
-                Job::from_dir(&dir, Some(&label), opts, check_out)
+                let hub = (repo.as_str(), revision.as_deref());
+                Job::from_dir(&dir, Some(hub), opts, check_out)
             }
             Input::Gguf { path, requantize } => Job::from_gguf(path, *requantize, opts, check_out),
             Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts),
         }
     }
 
-    /// `hub` is the `owner/name[@revision]` a Hub download came from; it names the
-    /// model and the source instead of the cache's snapshot directory.
+    /// `hub` is the repository (`owner/name`) and revision a Hub download came from;
+    /// they name the model and the source instead of the cache's snapshot directory.
     fn from_dir(
         dir: &Path,
-        hub: Option<&str>,
+        hub: Option<(&str, Option<&str>)>,
         opts: &ConvertOptions,
         check_out: bool,
     ) -> Result<Job, ConvertError> {
@@ -225,10 +222,10 @@ impl Job {
             (Layout::MambaSsm, StorageKind::Safetensors) => "mamba_ssm-safetensors",
         };
         let (name, label) = match hub {
-            Some(label) => {
-                let repo = label.split('@').next().unwrap_or(label);
+            Some((repo, revision)) => {
                 let name = repo.rsplit('/').next().unwrap_or(repo).to_string();
-                (name, format!("hf:{label}"))
+                let at = revision.map(|r| format!("@{r}")).unwrap_or_default();
+                (name, format!("hf:{repo}{at}"))
             }
             None => (dir_name(dir), dir.display().to_string()),
         };
@@ -276,33 +273,21 @@ impl Job {
         let mut warnings = Vec::new();
         let (plan, refs) = input.plan(&model, requantize.then_some(opts.preset))?;
         note_fallbacks(&plan, &mut warnings);
-        let g = input.gguf();
         let tokenizer = match &opts.tokenizer {
             Some(p) => Some(load_tokenizer(p, model.vocab_size())?),
-            None => match rebuild_tokenizer(g) {
+            None => match rebuild_tokenizer(input.gguf()) {
                 Ok(Some(json)) => Some(check_tokenizer(json, path, model.vocab_size())?),
                 Ok(None) => None,
                 Err(why) => {
                     warnings.push(format!(
-                        "the tokenizer of {} is not rebuilt: {why}; pass --tokenizer                          tokenizer.json to embed one",
+                        "the tokenizer of {} is not rebuilt: {why}; pass --tokenizer \
+                         tokenizer.json to embed one",
                         path.display()
                     ));
                     None
                 }
             },
         };
-        let id = |key: &str| -> Result<Option<u32>, ConvertError> {
-            let v = g.get_u64(key).map_err(|source| ConvertError::Gguf {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            Ok(v.and_then(|v| u32::try_from(v).ok()))
-        };
-        let ids = [
-            id("tokenizer.ggml.bos_token_id")?,
-            id("tokenizer.ggml.eos_token_id")?,
-            id("tokenizer.ggml.padding_token_id")?,
-        ];
         let described = Described {
             name: input.name().unwrap_or_else(|| {
                 path.file_stem()
@@ -310,7 +295,7 @@ impl Job {
             }),
             source: path.display().to_string(),
             source_format: "gguf",
-            ids,
+            ids: input.special_ids()?,
             tokenizer,
             quantization: (!requantize).then(|| input.file_type().unwrap_or("gguf").into()),
         };

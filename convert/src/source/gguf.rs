@@ -140,8 +140,8 @@ impl GgufInput {
                 )))
             }
         };
-        let tie_embeddings = self.gguf.tensor("output.weight").is_none();
         let has = |name: &str| self.gguf.tensor(name).is_some();
+        let tie_embeddings = !has("output.weight");
         let eps_key = p("attention.layer_norm_rms_epsilon");
         let eps = self
             .md(self.gguf.get_f64(&eps_key))?
@@ -285,6 +285,19 @@ impl GgufInput {
         let mut out = vec![0f32; t.n_elements() as usize];
         t.ty.dequantize_row(self.raw(r), &mut out);
         out
+    }
+
+    /// bos, eos and pad from `tokenizer.ggml.*_token_id`; an id beyond u32 is absent.
+    pub fn special_ids(&self) -> Result<[Option<u32>; 3], ConvertError> {
+        let id = |key: &str| -> Result<Option<u32>, ConvertError> {
+            let v = self.md(self.gguf.get_u64(key))?;
+            Ok(v.and_then(|v| u32::try_from(v).ok()))
+        };
+        Ok([
+            id("tokenizer.ggml.bos_token_id")?,
+            id("tokenizer.ggml.eos_token_id")?,
+            id("tokenizer.ggml.padding_token_id")?,
+        ])
     }
 
     /// `general.name`, when the file has one.
