@@ -173,9 +173,13 @@ fn simd_matmul_matches_portable_on_random_block_bytes_and_extreme_activations() 
 fn dequantized_acts(ty: QuantType, x: &[f32]) -> Vec<f32> {
     match act::ActType::for_weights(ty) {
         act::ActType::F32 => x.to_vec(),
-        act::ActType::Q8_1 => {
+        form @ (act::ActType::Q8_1 | act::ActType::Q8_0) => {
             let mut b = vec![bytemuck::Zeroable::zeroed(); x.len() / 32];
-            cpu::scalar::quantize_row_q8_1_ref(x, &mut b);
+            if form == act::ActType::Q8_0 {
+                cpu::scalar::quantize_row_q8_0_ref(x, &mut b);
+            } else {
+                cpu::scalar::quantize_row_q8_1_ref(x, &mut b);
+            }
             b.iter()
                 .flat_map(|b: &act::BlockQ8_1| b.qs.map(|q| q as f32 * b.d))
                 .collect()

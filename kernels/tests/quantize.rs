@@ -6,7 +6,9 @@ mod common;
 use bytemuck::Zeroable;
 use common::*;
 use mamba_kernels::cpu::act::{BlockQ8K, BlockQ8_1, Q8_1_GROUP};
-use mamba_kernels::cpu::scalar::{quantize_row_q8_1_ref, quantize_row_q8_k_ref};
+use mamba_kernels::cpu::scalar::{
+    quantize_row_q8_0_ref, quantize_row_q8_1_ref, quantize_row_q8_k_ref,
+};
 
 fn inputs(rng: &mut Rng, len: usize) -> Vec<Vec<f32>> {
     let mut v = vec![
@@ -40,6 +42,15 @@ fn simd_q8_1_quantizer_is_bit_identical() {
                     bytemuck::cast_slice::<_, u8>(&a),
                     bytemuck::cast_slice::<_, u8>(&b),
                     "{} nb {nb}",
+                    k.name
+                );
+                quantize_row_q8_0_ref(&x, &mut a);
+                // SAFETY: as above.
+                unsafe { (mk.quantize_q8_0)(&x, &mut b) };
+                assert_eq!(
+                    bytemuck::cast_slice::<_, u8>(&a),
+                    bytemuck::cast_slice::<_, u8>(&b),
+                    "{} nb {nb}: a scale per block",
                     k.name
                 );
             }
@@ -88,6 +99,14 @@ fn reference_quantizers_meet_their_definition() {
         for (&q, &v) in blk.qs.iter().zip(xs) {
             assert!((q as f32 * blk.d - v).abs() <= blk.d * 0.5001);
         }
+    }
+    // A scale per block: each block's own amax.
+    quantize_row_q8_0_ref(&x, &mut b);
+    for (blk, xs) in b.iter().zip(x.chunks_exact(32)) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_eq!(blk.d, amax / 127.0);
+        let sum: i32 = blk.qs.iter().map(|&q| q as i32).sum();
+        assert_eq!(blk.s, blk.d * sum as f32);
     }
     let mut k = vec![BlockQ8K::zeroed(); 2];
     quantize_row_q8_k_ref(&x[..512], &mut k);

@@ -162,8 +162,11 @@ pub struct TypeKernel {
 /// per weight type.
 #[derive(Debug)]
 pub struct MatmulKernels {
-    /// Quantizes one activation row (length a multiple of 32) to [`BlockQ8_1`].
+    /// Quantizes one activation row (length a multiple of 32) to [`BlockQ8_1`],
+    /// a scale per group ([`ActType::Q8_1`]).
     pub quantize_q8_1: unsafe fn(&[f32], &mut [BlockQ8_1]),
+    /// The same with a scale per block ([`ActType::Q8_0`]).
+    pub quantize_q8_0: unsafe fn(&[f32], &mut [BlockQ8_1]),
     /// Quantizes one activation row (length a multiple of 256) to [`BlockQ8K`].
     pub quantize_q8_k: unsafe fn(&[f32], &mut [BlockQ8K]),
     /// One row per [`QuantType`], in [`QuantType::ALL`] order.

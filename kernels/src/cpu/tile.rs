@@ -88,13 +88,16 @@ pub unsafe fn matmul_tiled(
     let mut buf = ACT_BUF.with(Cell::take);
     let acts: &[u8] = match tk.act {
         ActType::F32 => bytemuck::cast_slice(x),
-        ActType::Q8_1 => {
+        ActType::Q8_1 | ActType::Q8_0 => {
             let nb = w.cols / QK8_1;
             let blocks: &mut [BlockQ8_1] = grow(&mut buf, n * nb);
+            let quantize = if tk.act == ActType::Q8_0 {
+                mk.quantize_q8_0
+            } else {
+                mk.quantize_q8_1
+            };
             // SAFETY: the caller guarantees the CPU features of `mk`.
-            for_each_token(x, w.cols, blocks, nb, |xr, br| unsafe {
-                (mk.quantize_q8_1)(xr, br)
-            });
+            for_each_token(x, w.cols, blocks, nb, |xr, br| unsafe { quantize(xr, br) });
             bytemuck::cast_slice(blocks)
         }
         ActType::Q8K => {

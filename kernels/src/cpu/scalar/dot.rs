@@ -52,10 +52,21 @@ fn nibble(qs: &[u8; 16], j: usize) -> i32 {
 /// `(dw_b, m_b, isum_b)` (`m_b = 0` for types without a minimum).
 #[inline]
 fn dot_groups(a: &[BlockQ8_1], nb: usize, block: impl Fn(usize) -> (f32, f32, i32)) -> f32 {
+    dot_grouped(a, nb, Q8_1_GROUP, block)
+}
+
+/// [`dot_groups`] over groups of `group` blocks.
+#[inline]
+fn dot_grouped(
+    a: &[BlockQ8_1],
+    nb: usize,
+    group: usize,
+    block: impl Fn(usize) -> (f32, f32, i32),
+) -> f32 {
     let (mut acc, mut macc) = (0.0f32, 0.0f32);
-    for g in (0..nb).step_by(Q8_1_GROUP) {
+    for g in (0..nb).step_by(group) {
         let mut t = 0.0f32;
-        for (b, ab) in a.iter().enumerate().take(nb.min(g + Q8_1_GROUP)).skip(g) {
+        for (b, ab) in a.iter().enumerate().take(nb.min(g + group)).skip(g) {
             let (dw, m, isum) = block(b);
             t += dw * isum as f32;
             macc += m * ab.s;
@@ -111,9 +122,10 @@ pub fn vec_dot_q5_1_q8_1_ref(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     })
 }
 
-/// Q8_0 weights (`x = d·q`) · Q8_1 activations.
+/// Q8_0 weights (`x = d·q`) · Q8_1 activations with a scale per block
+/// ([`quantize_row_q8_0_ref`](crate::cpu::scalar::quantize_row_q8_0_ref)).
 pub fn vec_dot_q8_0_q8_1_ref(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
-    dot_groups(a, w.len(), |b| {
+    dot_grouped(a, w.len(), 1, |b| {
         (f16_from_le(w[b].d), 0.0, idot(&a[b], |j| w[b].qs[j] as i32))
     })
 }

@@ -8,7 +8,7 @@ pub mod dot;
 pub mod quantize;
 
 pub use dot::*;
-pub use quantize::{quantize_row_q8_1_ref, quantize_row_q8_k_ref};
+pub use quantize::{quantize_row_q8_0_ref, quantize_row_q8_1_ref, quantize_row_q8_k_ref};
 
 use crate::cpu::act::{ActType, BlockQ8K, BlockQ8_1};
 use crate::cpu::tile::{self, MR, NR};
@@ -160,6 +160,10 @@ fn quantize_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
     quantize_row_q8_1_ref(x, y)
 }
 
+fn quantize_q8_0(x: &[f32], y: &mut [BlockQ8_1]) {
+    quantize_row_q8_0_ref(x, y)
+}
+
 fn quantize_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
     quantize_row_q8_k_ref(x, y)
 }
@@ -167,6 +171,7 @@ fn quantize_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
 /// The portable matmul kernels.
 pub static GENERIC_MATMUL: MatmulKernels = MatmulKernels {
     quantize_q8_1,
+    quantize_q8_0,
     quantize_q8_k,
     types: [
         row(QuantType::F32, tile_ref::<F32>),

@@ -17,12 +17,23 @@ fn amax(x: &[f32]) -> f32 {
 /// Quantizes `x` (length a multiple of 32) into `y` (`x.len() / 32` blocks), one
 /// scale per group of [`Q8_1_GROUP`] blocks.
 pub fn quantize_row_q8_1_ref(x: &[f32], y: &mut [BlockQ8_1]) {
+    quantize_groups(x, y, Q8_1_GROUP)
+}
+
+/// [`quantize_row_q8_1_ref`] with a scale per block (the activations of Q8_0
+/// weights, [`crate::cpu::ActType::Q8_0`]).
+pub fn quantize_row_q8_0_ref(x: &[f32], y: &mut [BlockQ8_1]) {
+    quantize_groups(x, y, 1)
+}
+
+/// Quantizes `x` into `y` with one scale per `group` blocks.
+fn quantize_groups(x: &[f32], y: &mut [BlockQ8_1], group: usize) {
     assert_eq!(
         x.len(),
         y.len() * QK8_1,
         "quantize_row_q8_1_ref: wrong lengths"
     );
-    for (g, x) in y.chunks_mut(Q8_1_GROUP).zip(x.chunks(Q8_1_GROUP * QK8_1)) {
+    for (g, x) in y.chunks_mut(group).zip(x.chunks(group * QK8_1)) {
         let (d, id) = scales(amax(x));
         for (b, x) in g.iter_mut().zip(x.chunks_exact(QK8_1)) {
             let mut sum = 0i32;

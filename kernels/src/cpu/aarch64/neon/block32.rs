@@ -9,7 +9,8 @@
 //! accumulators is row `r`:
 //!
 //! ```text
-//! for each group g of 8 blocks (one activation scale da_jg per token):
+//! for each group g of W::GROUP blocks (one activation scale da_jg per token; 8,
+//! or 1 for Q8_0):
 //!     t[j] = 0                                               (4 lanes: the 4 rows)
 //!     for each block b of g:
 //!         q_r = the 32 quants of row r's block, as i8          (unpacked once)
@@ -39,6 +40,8 @@ pub(super) trait Block32 {
     const SIZE: usize;
     /// Offset of the f16 minimum `m`, for the types stored as `x = d·q + m`.
     const M: Option<usize>;
+    /// Activation blocks sharing a scale ([`ActType`](crate::cpu::ActType)).
+    const GROUP: usize = Q8_1_GROUP;
     /// The quants of the block at `p` as the scalar reference multiplies them
     /// (with any constant offset applied, so that `x = d·q (+ m)`): weights
     /// `0..16` and `16..32`.
@@ -132,9 +135,9 @@ unsafe fn tile_n<W: Block32, const RN: usize>(
     let mut acc = [zero; RN];
     // Σ m_r·s_j, for the types with a minimum (zero for the others).
     let mut macc = [zero; RN];
-    for g in (0..nb).step_by(Q8_1_GROUP) {
+    for g in (0..nb).step_by(W::GROUP) {
         let mut t = [zero; RN];
-        for b in g..nb.min(g + Q8_1_GROUP) {
+        for b in g..nb.min(g + W::GROUP) {
             // SAFETY: every row holds nb blocks (checked above).
             let blk: [*const u8; ROWS] = std::array::from_fn(|r| rows[r].as_ptr().add(b * W::SIZE));
             // SAFETY: each pointer starts a whole block (above).

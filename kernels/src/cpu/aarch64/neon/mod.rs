@@ -74,6 +74,7 @@ const fn row32(ty: QuantType, tile: tile::TileFn, decode: tile::TileFn) -> TypeK
 
 static MATMUL: MatmulKernels = MatmulKernels {
     quantize_q8_1: quantize::quantize_row_q8_1,
+    quantize_q8_0: quantize::quantize_row_q8_0,
     quantize_q8_k: quantize::quantize_row_q8_k,
     types: [
         generic_row(QuantType::F32, tile_ref::<scalar::F32>),

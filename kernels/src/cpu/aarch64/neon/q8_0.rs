@@ -10,6 +10,7 @@ pub(super) struct Q8_0;
 impl Block32 for Q8_0 {
     const SIZE: usize = 34;
     const M: Option<usize> = None;
+    const GROUP: usize = 1;
 
     #[inline]
     unsafe fn quants(p: *const u8) -> [int8x16_t; 2] {

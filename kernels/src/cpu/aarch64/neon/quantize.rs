@@ -52,8 +52,22 @@ unsafe fn quantize16(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
 /// None (NEON is baseline on aarch64); `unsafe` to fit
 /// [`MatmulKernels`](crate::cpu::MatmulKernels).
 pub(super) unsafe fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    quantize_groups(x, y, Q8_1_GROUP)
+}
+
+/// NEON [`quantize_row_q8_0_ref`](crate::cpu::scalar::quantize_row_q8_0_ref).
+///
+/// # Safety
+/// None (NEON is baseline on aarch64); `unsafe` to fit
+/// [`MatmulKernels`](crate::cpu::MatmulKernels).
+pub(super) unsafe fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_1]) {
+    quantize_groups(x, y, 1)
+}
+
+/// Quantizes with one scale per `group` blocks.
+fn quantize_groups(x: &[f32], y: &mut [BlockQ8_1], group: usize) {
     assert_eq!(x.len(), y.len() * QK8_1, "quantize_row_q8_1: wrong lengths");
-    for (g, xg) in y.chunks_mut(Q8_1_GROUP).zip(x.chunks(Q8_1_GROUP * QK8_1)) {
+    for (g, xg) in y.chunks_mut(group).zip(x.chunks(group * QK8_1)) {
         let (d, id) = scales(amax(xg));
         for (b, xb) in g.iter_mut().zip(xg.chunks_exact(QK8_1)) {
             let sum = quantize16(&xb[..16], id, &mut b.qs[..16])

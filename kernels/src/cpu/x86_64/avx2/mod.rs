@@ -87,6 +87,7 @@ const NL_DM: usize = 4;
 
 static MATMUL: MatmulKernels = MatmulKernels {
     quantize_q8_1: quantize::quantize_row_q8_1,
+    quantize_q8_0: quantize::quantize_row_q8_0,
     quantize_q8_k: quantize::quantize_row_q8_k,
     types: [
         row(

@@ -2,8 +2,10 @@
 //! per register. Scalar reference: `vec_dot_q8_0_q8_1_ref` in
 //! [`crate::cpu::scalar::dot`]. The integer dot product is ggml's
 //! (`ggml-cpu/arch/x86/quants.c` `ggml_vec_dot_q8_0_q8_0`,
-//! ggml-org/llama.cpp@04e1dd75); the activation scale is shared by groups of 8
-//! blocks, and the 4 rows of a tile share each instruction.
+//! ggml-org/llama.cpp@04e1dd75); the activations have a scale per block, as in
+//! ggml ([`ActType::Q8_0`](crate::cpu::ActType::Q8_0): the loop below is written
+//! over groups of [`GROUP`] blocks), and the 4 rows of a tile share each
+//! instruction.
 //!
 //! A 32-byte block is 4 quarters of 8 bytes. Register `x_k` holds quarter `k` of
 //! each of the 4 rows (row `r` in bytes `8r..8r + 8`), matched by quarter `k` of
@@ -13,7 +15,7 @@
 //! `i mod 8 < 4`) and `L_r1` (the others), exact integers:
 //!
 //! ```text
-//! for each group g of 8 blocks (one activation scale da_jg per token):
+//! for each group g of GROUP blocks (one activation scale da_jg per token):
 //!     t[j] = 0                                              (8 lanes: 4 rows × 2 halves)
 //!     for each block b of g:
 //!         x_k = quarter k of the 4 rows (k < 4), |x_k|        (unpacked once)
@@ -34,13 +36,16 @@
 //! the same whatever the tile's token count (decode included).
 
 use super::{f16x4, prefetch_ahead};
-use crate::cpu::act::{BlockQ8_1, Q8_1_GROUP};
+use crate::cpu::act::BlockQ8_1;
 use crate::cpu::tile::{MR, NR};
 use std::arch::x86_64::*;
 
 /// Bytes per Q8_0 block: `{d: f16, qs: [i8; 32]}`, `x = d·q`.
 const SIZE: usize = 34;
 const ACT_SIZE: usize = std::mem::size_of::<BlockQ8_1>();
+
+/// Activation blocks sharing a scale: one, [`crate::cpu::ActType::Q8_0`].
+const GROUP: usize = 1;
 
 /// Weight rows per tile (all the kernels here): one per 8-byte slot of a register.
 pub(super) const ROWS: usize = 4;
@@ -109,9 +114,9 @@ unsafe fn tile_n<const RN: usize>(
     let dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     // Row r of token j in lanes 2r and 2r + 1 (the same value).
     let mut acc = [_mm256_setzero_ps(); RN];
-    for g in (0..nb).step_by(Q8_1_GROUP) {
+    for g in (0..nb).step_by(GROUP) {
         let mut t = [_mm256_setzero_ps(); RN];
-        for b in g..nb.min(g + Q8_1_GROUP) {
+        for b in g..nb.min(g + GROUP) {
             // SAFETY: every row holds nb blocks (checked above).
             let blk: [*const u8; 4] = std::array::from_fn(|i| rows[i].as_ptr().add(b * SIZE));
             let x = quarters(blk);
@@ -173,9 +178,9 @@ unsafe fn tile_1(rows: &[&[u8]; MR], toks: &[&[u8]; NR], out: &mut [[f32; NR]; M
     let ones = _mm256_set1_epi16(1);
     let dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     let mut acc = _mm256_setzero_ps();
-    for g in (0..nb).step_by(Q8_1_GROUP) {
+    for g in (0..nb).step_by(GROUP) {
         let mut t = _mm256_setzero_ps();
-        for b in g..nb.min(g + Q8_1_GROUP) {
+        for b in g..nb.min(g + GROUP) {
             // SAFETY: every row holds nb blocks and the token nb activation blocks
             // (checked above); reads are unaligned.
             let blk: [*const u8; 4] = std::array::from_fn(|i| rows[i].as_ptr().add(b * SIZE));

@@ -56,8 +56,25 @@ fn scales(amax: f32) -> (f32, f32) {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    quantize_groups::<Q8_1_GROUP>(x, y)
+}
+
+/// AVX2 [`quantize_row_q8_0_ref`](crate::cpu::scalar::quantize_row_q8_0_ref).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_1]) {
+    quantize_groups::<1>(x, y)
+}
+
+/// Quantizes with one scale per `G` blocks (`G <= Q8_1_GROUP`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_groups<const G: usize>(x: &[f32], y: &mut [BlockQ8_1]) {
+    const { assert!(G >= 1 && G <= Q8_1_GROUP) };
     assert_eq!(x.len(), y.len() * QK8_1, "quantize_row_q8_1: wrong lengths");
-    for (g, xg) in y.chunks_mut(Q8_1_GROUP).zip(x.chunks(Q8_1_GROUP * QK8_1)) {
+    for (g, xg) in y.chunks_mut(G).zip(x.chunks(G * QK8_1)) {
         let mut v = [_mm256_setzero_ps(); Q8_1_GROUP * QK8_1 / 8];
         for (k, vk) in v.iter_mut().enumerate().take(xg.len() / 8) {
             // SAFETY: 8k + 8 <= xg.len().
