@@ -1,5 +1,6 @@
 //! Batches: several sequences over a shared [`Model`], advanced together.
 
+use crate::batch_plan::{check_inputs, plan_prefill};
 use crate::error::{Result, RuntimeError};
 use crate::model::{LogitsWanted, Model, Scratch, Segment};
 use crate::session::PREFILL_CHUNK;
@@ -44,19 +45,9 @@ impl<'m> Batch<'m> {
     /// Checks one input per sequence (`what`: "prompts", "tokens"), none empty,
     /// every id in the vocabulary, and every state.
     fn check_inputs(&self, inputs: &[&[u32]], what: &str) -> Result<()> {
-        if inputs.len() != self.states.len() {
-            return Err(RuntimeError::Batch(format!(
-                "{} {what} for {} sequences",
-                inputs.len(),
-                self.states.len()
-            )));
-        }
-        if let Some(i) = inputs.iter().position(|p| p.is_empty()) {
-            return Err(RuntimeError::Batch(format!("prompt {i} is empty")));
-        }
-        for p in inputs {
-            self.model.check_tokens(p)?;
-        }
+        check_inputs(inputs, self.states.len(), what, |t| {
+            self.model.check_tokens(t)
+        })?;
         for (i, st) in self.states.iter().enumerate() {
             self.model.check_state(st).map_err(|e| match e {
                 RuntimeError::BadState(why) => {
@@ -74,30 +65,23 @@ impl<'m> Batch<'m> {
         self.check_inputs(prompts, "prompts")?;
         let vocab = self.model.vocab_size();
         let mut out = vec![0.0f32; prompts.len() * vocab];
-        // Chunk so that each call holds at most PREFILL_CHUNK tokens in all (bounded
-        // activation memory), with whole sequences or pieces of one.
-        let mut pos = vec![0usize; prompts.len()];
-        loop {
-            let mut budget = PREFILL_CHUNK;
-            let mut segs = Vec::new();
-            let mut finishing = Vec::new();
-            for (i, (st, p)) in self.states.iter_mut().zip(prompts).enumerate() {
-                if pos[i] >= p.len() || budget == 0 {
-                    continue;
-                }
-                let take = (p.len() - pos[i]).min(budget);
-                budget -= take;
-                if pos[i] + take == p.len() {
-                    finishing.push((i, segs.len()));
+        let lens: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+        for call in plan_prefill(&lens, PREFILL_CHUNK) {
+            let mut wanted = vec![None; prompts.len()];
+            let mut segs = Vec::with_capacity(call.len());
+            // Pieces come in sequence order, one per sequence at most.
+            let mut states = self.states.iter_mut().enumerate();
+            for piece in &call {
+                let (_, state) = states
+                    .find(|(i, _)| *i == piece.seq)
+                    .expect("pieces are in sequence order");
+                if piece.finishes {
+                    wanted[piece.seq] = Some(segs.len());
                 }
                 segs.push(Segment {
-                    state: st,
-                    tokens: &p[pos[i]..pos[i] + take],
+                    state,
+                    tokens: &prompts[piece.seq][piece.tokens.clone()],
                 });
-                pos[i] += take;
-            }
-            if segs.is_empty() {
-                break;
             }
             self.model.forward(
                 &mut segs,
@@ -105,9 +89,11 @@ impl<'m> Batch<'m> {
                 &mut self.scratch,
                 &mut self.logits,
             )?;
-            for (i, s) in finishing {
-                out[i * vocab..(i + 1) * vocab]
-                    .copy_from_slice(&self.logits[s * vocab..(s + 1) * vocab]);
+            for (i, s) in wanted.iter().enumerate() {
+                if let Some(s) = *s {
+                    out[i * vocab..(i + 1) * vocab]
+                        .copy_from_slice(&self.logits[s * vocab..(s + 1) * vocab]);
+                }
             }
         }
         self.logits = out;

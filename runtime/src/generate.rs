@@ -30,17 +30,20 @@ pub trait Sequence {
 }
 
 /// Generates after `prompt` (which may be empty if tokens were already fed),
-/// calling `on_token(id, text_piece)` for each new token; `text_piece` is the newly
-/// completed UTF-8 text when `model` has a tokenizer (may be empty while a
-/// multi-byte character is incomplete), else empty. Return `false` from the
-/// callback to stop. `model` supplies the EOS id and the tokenizer.
+/// calling `on_token(Some(id), text_piece)` for each new token; `text_piece` is the
+/// newly completed UTF-8 text when `model` has a tokenizer (may be empty while a
+/// multi-byte character is incomplete), else empty. At the end, text the stream
+/// decoder still held (an incomplete character, written lossily) comes as one last
+/// call `on_token(None, rest)`: it belongs to no new token, so a caller that
+/// counts or prints ids must not see one. Return `false` from the callback to
+/// stop. `model` supplies the EOS id and the tokenizer.
 pub fn generate(
     seq: &mut impl Sequence,
     model: &Model,
     prompt: &[u32],
     sampler: &mut Sampler,
     opts: &GenerateOptions,
-    mut on_token: impl FnMut(u32, &str) -> bool,
+    mut on_token: impl FnMut(Option<u32>, &str) -> bool,
 ) -> Result<Generation> {
     let t0 = Instant::now();
     if !prompt.is_empty() {
@@ -76,7 +79,7 @@ pub fn generate(
             Some(t) => decoder.push(t, next)?,
             None => String::new(),
         };
-        if !on_token(next, &piece) {
+        if !on_token(Some(next), &piece) {
             break;
         }
         // The last token's logits are not needed unless generation continues.
@@ -89,7 +92,7 @@ pub fn generate(
     if let Some(t) = tok {
         let rest = decoder.flush(t)?;
         if !rest.is_empty() {
-            on_token(u32::MAX, &rest);
+            on_token(None, &rest);
         }
     }
     gen.decode_seconds = t1.elapsed().as_secs_f64();

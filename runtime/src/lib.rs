@@ -25,6 +25,7 @@
 
 mod arch;
 pub mod batch;
+pub mod batch_plan;
 pub mod error;
 mod finite;
 pub mod generate;

@@ -2,7 +2,8 @@
 //! seeded generator that supplies the coin.
 //!
 //! Order of the transforms, as in transformers' logits processors: repetition
-//! penalty, temperature, top-k, top-p, min-p, then a draw. Temperature 0 is greedy.
+//! penalty, then OpenAI's frequency and presence penalties, temperature, top-k,
+//! top-p, min-p, then a draw. Temperature 0 is greedy (after the penalties).
 
 use crate::error::{Result, RuntimeError};
 
@@ -22,6 +23,13 @@ pub struct SamplerParams {
     pub repeat_penalty: f32,
     /// Window of recent tokens the penalty looks at (prompt included); 0 disables.
     pub repeat_last_n: usize,
+    /// OpenAI's frequency penalty: subtracted from a token's logit once per time
+    /// the token was generated so far (the prompt does not count); 0 disables.
+    /// Range `[-2, 2]`.
+    pub frequency_penalty: f32,
+    /// OpenAI's presence penalty: subtracted once from the logit of every token
+    /// generated so far (the prompt does not count); 0 disables. Range `[-2, 2]`.
+    pub presence_penalty: f32,
     /// Seed of the random generator.
     pub seed: u64,
 }
@@ -36,6 +44,8 @@ impl Default for SamplerParams {
             min_p: 0.05,
             repeat_penalty: 1.1,
             repeat_last_n: 64,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: 0,
         }
     }
@@ -51,6 +61,8 @@ impl SamplerParams {
             min_p: 0.0,
             repeat_penalty: 1.0,
             repeat_last_n: 0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: 0,
         }
     }
@@ -76,6 +88,20 @@ impl SamplerParams {
                 "repeat_penalty",
                 self.repeat_penalty.to_string(),
                 "must be in (0, 10]",
+            );
+        }
+        if !(-2.0..=2.0).contains(&self.frequency_penalty) {
+            return bad(
+                "frequency_penalty",
+                self.frequency_penalty.to_string(),
+                "must be in [-2, 2]",
+            );
+        }
+        if !(-2.0..=2.0).contains(&self.presence_penalty) {
+            return bad(
+                "presence_penalty",
+                self.presence_penalty.to_string(),
+                "must be in [-2, 2]",
             );
         }
         Ok(())
@@ -108,6 +134,29 @@ pub fn apply_repeat_penalty(logits: &mut [f32], recent: &[u32], penalty: f32) {
     }
 }
 
+/// Applies OpenAI's frequency and presence penalties to `logits`:
+/// `logit[j] -= count[j] × frequency + (count[j] > 0) × presence`, where `count[j]`
+/// is how many times `j` occurs in `generated`.
+pub fn apply_frequency_presence(
+    logits: &mut [f32],
+    generated: &[u32],
+    frequency: f32,
+    presence: f32,
+) {
+    if frequency == 0.0 && presence == 0.0 {
+        return;
+    }
+    let mut counts = std::collections::HashMap::with_capacity(generated.len());
+    for &id in generated {
+        *counts.entry(id).or_insert(0u32) += 1;
+    }
+    for (id, n) in counts {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l -= n as f32 * frequency + presence;
+        }
+    }
+}
+
 /// Reusable buffers of [`sample`], so sampling does not allocate per token.
 #[derive(Clone, Debug, Default)]
 pub struct SampleScratch {
@@ -116,19 +165,32 @@ pub struct SampleScratch {
 }
 
 /// Picks a token: the pure core of sampling. `recent` are the last tokens (the
-/// penalty window is applied here), `coin` is uniform in `[0, 1)`.
+/// repetition penalty's window is applied here), `generated` the tokens generated
+/// so far (what the frequency and presence penalties count), `coin` is uniform in
+/// `[0, 1)`.
 pub fn sample(
     logits: &[f32],
     p: &SamplerParams,
     recent: &[u32],
+    generated: &[u32],
     coin: f32,
     scratch: &mut SampleScratch,
 ) -> u32 {
     let window = &recent[recent.len().saturating_sub(p.repeat_last_n)..];
-    let logits = if p.repeat_penalty != 1.0 && !window.is_empty() {
+    let repeat = p.repeat_penalty != 1.0 && !window.is_empty();
+    let openai = (p.frequency_penalty != 0.0 || p.presence_penalty != 0.0) && !generated.is_empty();
+    let logits = if repeat || openai {
         scratch.penalised.clear();
         scratch.penalised.extend_from_slice(logits);
-        apply_repeat_penalty(&mut scratch.penalised, window, p.repeat_penalty);
+        if repeat {
+            apply_repeat_penalty(&mut scratch.penalised, window, p.repeat_penalty);
+        }
+        apply_frequency_presence(
+            &mut scratch.penalised,
+            generated,
+            p.frequency_penalty,
+            p.presence_penalty,
+        );
         &scratch.penalised[..]
     } else {
         logits
@@ -196,11 +258,13 @@ pub fn sample(
     work.last().expect("at least one candidate").1
 }
 
-/// A seeded sampler: parameters, a PCG32 generator and scratch space.
+/// A seeded sampler: parameters, a PCG32 generator, the tokens it has drawn
+/// (for the frequency and presence penalties) and scratch space.
 #[derive(Clone, Debug)]
 pub struct Sampler {
     params: SamplerParams,
     rng: Pcg32,
+    generated: Vec<u32>,
     work: SampleScratch,
 }
 
@@ -212,6 +276,7 @@ impl Sampler {
         Ok(Sampler {
             params,
             rng,
+            generated: Vec::new(),
             work: SampleScratch::default(),
         })
     }
@@ -221,10 +286,26 @@ impl Sampler {
         &self.params
     }
 
-    /// Draws the next token from `logits`, given the sequence's recent tokens.
+    /// Tokens drawn so far by this sampler (what the frequency and presence
+    /// penalties count).
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+
+    /// Draws the next token from `logits`, given the sequence's recent tokens, and
+    /// records it as generated.
     pub fn sample(&mut self, logits: &[f32], recent: &[u32]) -> u32 {
         let coin = self.rng.next_f32();
-        sample(logits, &self.params, recent, coin, &mut self.work)
+        let t = sample(
+            logits,
+            &self.params,
+            recent,
+            &self.generated,
+            coin,
+            &mut self.work,
+        );
+        self.generated.push(t);
+        t
     }
 }
 
@@ -279,7 +360,7 @@ mod tests {
         let p = SamplerParams::greedy();
         for coin in [0.0, 0.5, 0.999] {
             assert_eq!(
-                sample(&l, &p, &[], coin, &mut scratch()),
+                sample(&l, &p, &[], &[], coin, &mut scratch()),
                 1,
                 "first maximum wins ties"
             );
@@ -301,14 +382,70 @@ mod tests {
             repeat_last_n: 4,
             ..SamplerParams::greedy()
         };
-        assert_eq!(sample(&[3.0, 2.0], &p, &[0], 0.0, &mut scratch()), 1);
+        assert_eq!(sample(&[3.0, 2.0], &p, &[0], &[], 0.0, &mut scratch()), 1);
         // Outside the window, no penalty.
         let p = SamplerParams {
             repeat_penalty: 3.0,
             repeat_last_n: 1,
             ..SamplerParams::greedy()
         };
-        assert_eq!(sample(&[3.0, 2.0], &p, &[0, 5], 0.0, &mut scratch()), 0);
+        assert_eq!(
+            sample(&[3.0, 2.0], &p, &[0, 5], &[], 0.0, &mut scratch()),
+            0
+        );
+    }
+
+    #[test]
+    fn frequency_and_presence_penalties_as_openai() {
+        // logit[j] -= count[j] × frequency + (count[j] > 0) × presence.
+        let mut l = vec![1.0f32, 1.0, 1.0];
+        apply_frequency_presence(&mut l, &[0, 0, 1, 9], 0.5, 0.25);
+        assert_eq!(l, vec![-0.25, 0.25, 1.0], "id 9 is outside the vocabulary");
+        let mut l = vec![1.0f32, -1.0];
+        apply_frequency_presence(&mut l, &[0, 1], -1.0, 0.0);
+        assert_eq!(l, vec![2.0, 0.0], "a negative penalty encourages");
+
+        // Greedy follows the penalised logits; the prompt (`recent`) is not counted.
+        let p = SamplerParams {
+            frequency_penalty: 1.0,
+            ..SamplerParams::greedy()
+        };
+        assert_eq!(
+            sample(&[3.0, 2.5], &p, &[0, 0, 0], &[], 0.0, &mut scratch()),
+            0
+        );
+        assert_eq!(sample(&[3.0, 2.5], &p, &[], &[0], 0.0, &mut scratch()), 1);
+        let p = SamplerParams {
+            presence_penalty: 0.4,
+            ..SamplerParams::greedy()
+        };
+        assert_eq!(
+            sample(&[3.0, 2.5], &p, &[], &[0, 0, 0], 0.0, &mut scratch()),
+            0,
+            "presence counts once: 2.6 > 2.5"
+        );
+
+        // Order: the repetition penalty first (3 / 2 = 1.5), then the subtraction
+        // (1.5 - 1 = 0.5 < 1); the other order would give (3 - 1) / 2 = 1, a tie.
+        let p = SamplerParams {
+            repeat_penalty: 2.0,
+            repeat_last_n: 8,
+            presence_penalty: 1.0,
+            ..SamplerParams::greedy()
+        };
+        assert_eq!(sample(&[3.0, 1.0], &p, &[0], &[0], 0.0, &mut scratch()), 1);
+
+        // The sampler counts what it draws itself.
+        let mut s = Sampler::new(SamplerParams {
+            frequency_penalty: 2.0,
+            ..SamplerParams::greedy()
+        })
+        .unwrap();
+        let l = [3.0f32, 0.5, 0.0];
+        let drawn: Vec<u32> = (0..4).map(|_| s.sample(&l, &[])).collect();
+        // Id 0 at 3, then 1, then -1 (id 1 at 0.5 wins), then id 1 at -1.5 and id 2 at 0.
+        assert_eq!(drawn, vec![0, 0, 1, 2]);
+        assert_eq!(s.generated(), &drawn[..]);
     }
 
     #[test]
@@ -322,9 +459,11 @@ mod tests {
             min_p: 0.0,
             repeat_penalty: 1.0,
             repeat_last_n: 0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: 0,
         };
-        let draw = |p: &SamplerParams, coin| sample(&l, p, &[], coin, &mut scratch());
+        let draw = |p: &SamplerParams, coin| sample(&l, p, &[], &[], coin, &mut scratch());
         assert_eq!(
             draw(&base, 0.999),
             3,
@@ -385,6 +524,8 @@ mod tests {
             min_p: 0.0,
             repeat_penalty: 1.0,
             repeat_last_n: 0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: 0,
         };
         let cold = SamplerParams {
@@ -392,8 +533,8 @@ mod tests {
             ..hot.clone()
         };
         // Coin 0.6: at T=100 the split is ~50/50, so token 1; at T=0.05 token 0 has all the mass.
-        assert_eq!(sample(&l, &hot, &[], 0.6, &mut scratch()), 1);
-        assert_eq!(sample(&l, &cold, &[], 0.6, &mut scratch()), 0);
+        assert_eq!(sample(&l, &hot, &[], &[], 0.6, &mut scratch()), 1);
+        assert_eq!(sample(&l, &cold, &[], &[], 0.6, &mut scratch()), 0);
     }
 
     #[test]
@@ -406,6 +547,8 @@ mod tests {
             min_p: 0.0,
             repeat_penalty: 1.0,
             repeat_last_n: 0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: 3,
         })
         .unwrap();
@@ -441,6 +584,18 @@ mod tests {
             },
             SamplerParams {
                 repeat_penalty: 0.0,
+                ..ok.clone()
+            },
+            SamplerParams {
+                frequency_penalty: 2.5,
+                ..ok.clone()
+            },
+            SamplerParams {
+                presence_penalty: -2.1,
+                ..ok.clone()
+            },
+            SamplerParams {
+                presence_penalty: f32::NAN,
                 ..ok.clone()
             },
         ] {

@@ -227,14 +227,15 @@ impl<'m> Session<'m> {
     }
 
     /// Generates after `prompt` (which may be empty if tokens were already fed),
-    /// calling `on_token(id, text_piece)` for each new token; see
+    /// calling `on_token(Some(id), text_piece)` for each new token and
+    /// `on_token(None, rest)` for held-back text at the end; see
     /// [`crate::generate::generate`], which this runs.
     pub fn generate(
         &mut self,
         prompt: &[u32],
         sampler: &mut Sampler,
         opts: &GenerateOptions,
-        on_token: impl FnMut(u32, &str) -> bool,
+        on_token: impl FnMut(Option<u32>, &str) -> bool,
     ) -> Result<Generation> {
         let model = self.model;
         crate::generate::generate(self, model, prompt, sampler, opts, on_token)

@@ -263,6 +263,8 @@ fn gpu_errors_and_memory_report() {
     let model = random_model(QuantType::Q4_0, 0, 10);
     let gpu = GpuModel::upload(&model, dev).unwrap();
     let mut batch = GpuBatch::new(&gpu, 2).unwrap();
+    batch.prefill(&[&[1, 2, 3], &[4, 5]]).unwrap();
+    let before: Vec<_> = (0..2).map(|i| batch.state(i).unwrap()).collect();
     assert!(matches!(batch.step(&[1]), Err(RuntimeError::Batch(_))));
     assert!(matches!(
         batch.prefill(&[&[1], &[]]),
@@ -272,6 +274,20 @@ fn gpu_errors_and_memory_report() {
         batch.step(&[1, 301]),
         Err(RuntimeError::TokenOutOfRange { id: 301, .. })
     ));
+    // A bad id far past the first chunk is refused before any chunk runs.
+    let mut long: Vec<u32> = (0..PREFILL_TOKENS as u32 + 7).map(|i| i % 300).collect();
+    *long.last_mut().unwrap() = 301;
+    assert!(matches!(
+        batch.prefill(&[&[1, 2], &long]),
+        Err(RuntimeError::TokenOutOfRange { id: 301, .. })
+    ));
+    for (i, want) in before.iter().enumerate() {
+        assert_eq!(
+            &batch.state(i).unwrap(),
+            want,
+            "a refused call changed sequence {i}"
+        );
+    }
     let mut s = GpuSession::new(&gpu).unwrap();
     assert!(matches!(s.prefill(&[]), Err(RuntimeError::EmptyPrompt)));
     s.prefill(&[1, 2, 3]).unwrap();

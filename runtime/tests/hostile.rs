@@ -101,6 +101,8 @@ fn sampler() -> Sampler {
         min_p: 0.0,
         repeat_penalty: 1.3,
         repeat_last_n: 16,
+        frequency_penalty: 0.0,
+        presence_penalty: 0.0,
         seed: 11,
     })
     .unwrap()

@@ -159,6 +159,8 @@ fn generation_is_reproducible_with_a_seed() {
         min_p: 0.0,
         repeat_penalty: 1.2,
         repeat_last_n: 16,
+        frequency_penalty: 0.0,
+        presence_penalty: 0.0,
         seed: 7,
     };
     let opts = GenerateOptions {

@@ -114,6 +114,8 @@ impl RunArgs {
                 DEFAULT_REPEAT_PENALTY
             }),
             repeat_last_n: self.repeat_last_n,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: self.seed.unwrap_or(fallback_seed),
         };
         params.validate()?;
@@ -155,11 +157,11 @@ impl Out {
         !self.closed
     }
 
-    fn token(&mut self, id: u32, piece: &str) -> bool {
+    fn token(&mut self, id: Option<u32>, piece: &str) -> bool {
         if self.ids {
-            if id == u32::MAX {
+            let Some(id) = id else {
                 return true; // the decoder's final flush: text only
-            }
+            };
             let sep = if self.first { "" } else { " " };
             self.first = false;
             self.write(&format!("{sep}{id}"))
@@ -252,7 +254,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if !output_ids {
         out.write(&prompt_text);
     }
-    let on_token = |id: u32, piece: &str| out.token(id, piece);
+    let on_token = |id: Option<u32>, piece: &str| out.token(id, piece);
     let (gen, state_bytes) = match &gpu {
         Some(g) => {
             let mut session = GpuSession::new(g)?;

@@ -2,6 +2,7 @@
 //! pass: the same sequence of operations per layer as `Model::forward`.
 
 use super::{dev_err, GpuModel};
+use crate::batch_plan::{check_inputs, plan_prefill};
 use crate::error::{Result, RuntimeError};
 use crate::finite::check_logits;
 use crate::snapshot::Snapshot;
@@ -179,44 +180,27 @@ impl<'m> GpuBatch<'m> {
     /// Feeds each sequence its prompt (lengths may differ, none empty) and returns
     /// the logits after each one's last token, `(B, vocab)`.
     ///
-    /// Work is chunked: each forward call takes up to `PREFILL_TOKENS / active`
-    /// tokens from every unfinished sequence, so all sequences advance together and
-    /// the scan runs in parallel over sequences as well as channels.
+    /// Work is chunked by [`plan_prefill`] (the CPU batch's plan): each forward call
+    /// takes up to `PREFILL_TOKENS / active` tokens from every unfinished sequence,
+    /// so all sequences advance together and the scan runs in parallel over
+    /// sequences as well as channels. Every input is checked before any sequence
+    /// advances.
     pub fn prefill(&mut self, prompts: &[&[u32]]) -> Result<&[f32]> {
-        if prompts.len() != self.n {
-            return Err(RuntimeError::Batch(format!(
-                "{} prompts for {} sequences",
-                prompts.len(),
-                self.n
-            )));
-        }
-        if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
-            return Err(RuntimeError::Batch(format!("prompt {i} is empty")));
-        }
-        for p in prompts {
-            self.model.check_tokens(p)?;
-        }
+        check_inputs(prompts, self.n, "prompts", |t| self.model.check_tokens(t))?;
         self.model.select()?;
         let vocab = self.model.vocab_size();
         let mut out = vec![0.0f32; self.n * vocab];
-        let mut pos = vec![0usize; self.n];
-        loop {
-            let active: Vec<usize> = (0..self.n).filter(|&i| pos[i] < prompts[i].len()).collect();
-            if active.is_empty() {
-                break;
-            }
-            let per = (PREFILL_TOKENS / active.len()).max(1);
-            let mut slots = Vec::with_capacity(active.len());
-            let mut chunks = Vec::with_capacity(active.len());
+        let lens: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+        for call in plan_prefill(&lens, PREFILL_TOKENS) {
+            let mut slots = Vec::with_capacity(call.len());
+            let mut chunks = Vec::with_capacity(call.len());
             let mut finishing = Vec::new();
-            for &i in &active {
-                let take = (prompts[i].len() - pos[i]).min(per);
-                if pos[i] + take == prompts[i].len() {
-                    finishing.push((i, chunks.len()));
+            for piece in call {
+                if piece.finishes {
+                    finishing.push((piece.seq, chunks.len()));
                 }
-                slots.push(i);
-                chunks.push(&prompts[i][pos[i]..pos[i] + take]);
-                pos[i] += take;
+                slots.push(piece.seq);
+                chunks.push(&prompts[piece.seq][piece.tokens]);
             }
             let want = if finishing.is_empty() {
                 Want::None
@@ -246,14 +230,8 @@ impl<'m> GpuBatch<'m> {
 
     /// Feeds one token to every sequence; returns `(B, vocab)` logits.
     pub fn step(&mut self, tokens: &[u32]) -> Result<&[f32]> {
-        if tokens.len() != self.n {
-            return Err(RuntimeError::Batch(format!(
-                "{} tokens for {} sequences",
-                tokens.len(),
-                self.n
-            )));
-        }
-        self.model.check_tokens(tokens)?;
+        let inputs: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
+        check_inputs(&inputs, self.n, "tokens", |t| self.model.check_tokens(t))?;
         self.model.select()?;
         let slots: Vec<usize> = (0..self.n).collect();
         let chunks: Vec<&[u32]> = tokens.chunks(1).collect();
