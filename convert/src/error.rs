@@ -238,6 +238,14 @@ pub enum ConvertError {
         /// What is wrong.
         why: String,
     },
+    /// The file given as the chat template (`--chat-template`) holds no template.
+    #[error("bad chat template {}: {why}", path.display())]
+    BadChatTemplate {
+        /// The template file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// A Hugging Face Hub input could not be fetched: the repository or revision does
     /// not exist, access is denied (gated or private), the endpoint is unreachable, a
     /// download was cut off, or the repository holds no config or weights to convert.

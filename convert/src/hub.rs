@@ -13,7 +13,8 @@
 //! - `HF_HUB_OFFLINE=1`: no network at all, the cached snapshot of the revision is used.
 //!
 //! One request maps the revision to a commit and lists the repository's files
-//! (needed to choose the weights and to know whether a `tokenizer.json` exists);
+//! (needed to choose the weights and to know which of the optional `tokenizer.json`,
+//! `tokenizer_config.json` and chat template files exist: only those are requested);
 //! files already in that commit's snapshot are not requested again. hf-hub downloads
 //! into `blobs/<etag>.part` and renames it into place only when complete, so a cut-off
 //! download never sits where a complete one is expected; the next run resumes the
@@ -31,6 +32,7 @@ use hf_hub::api::Progress;
 use hf_hub::{Cache, Repo, RepoType};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::chat_template::FILES as CHAT_TEMPLATE_FILES;
 use crate::error::ConvertError;
 use crate::source::read_shard_index;
 
@@ -341,8 +343,12 @@ impl Fetcher {
                 "no weights in the repository: expected {SINGLE}, {INDEX} or {TORCH}"
             )));
         }
-        if listed.contains(TOKENIZER) {
-            self.get(TOKENIZER, &snapshot)?;
+        // Optional: each only when the repository has it, so a repository without a
+        // tokenizer or a chat template is no error (and costs no request).
+        for name in std::iter::once(TOKENIZER).chain(CHAT_TEMPLATE_FILES) {
+            if listed.contains(name) {
+                self.get(name, &snapshot)?;
+            }
         }
         self.record_ref(&info.sha);
         Ok(snapshot)

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
 use mamba_convert::{
-    convert, dry_run, is_repo_id, peak_rss_bytes, ConvertOptions, Input, Preset, SyntheticSize,
-    MAX_TOKENIZER_BYTES,
+    convert_with, dry_run_with, is_repo_id, peak_rss_bytes, ConvertOptions, Input, Overrides,
+    Preset, SyntheticSize, MAX_CHAT_TEMPLATE_BYTES, MAX_TOKENIZER_BYTES,
 };
 use mamba_files::limits::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 
@@ -63,6 +63,12 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     tokenizer: Option<PathBuf>,
 
+    /// Chat template to store (Jinja source, UTF-8), replacing the input's (default:
+    /// INPUT_DIR/chat_template.jinja, else tokenizer_config.json's chat_template, else
+    /// chat_template.json's; a GGUF file's tokenizer.chat_template).
+    #[arg(long, value_name = "FILE")]
+    chat_template: Option<PathBuf>,
+
     /// Write seeded random weights with the shapes of a published model instead of
     /// reading a checkpoint: Mamba-1 130m..2.8b (state-spaces/mamba-*), Mamba-2
     /// mamba2-130m..mamba2-2.7b (state-spaces/mamba2-*), codestral-mamba-7b (Mamba-2),
@@ -91,9 +97,10 @@ fn after_help() -> String {
         "\
 Files: every input must be a regular file (a directory, FIFO, device or socket is
 refused by its kind). Files loaded whole are capped: config.json {} MiB,
-model.safetensors.index.json {} MiB, the tokenizer {} MiB (what an .mbin metadata
-string holds). Weights are memory-mapped, not loaded whole; the CRC-32 of every
-pytorch_model.bin member read is checked.
+model.safetensors.index.json {} MiB, the tokenizer {} MiB and a chat template file
+(tokenizer_config.json included) {} MiB (what an .mbin metadata string holds).
+Weights are memory-mapped, not loaded whole; the CRC-32 of every pytorch_model.bin
+member read is checked.
 
 Output: written to a temporary file beside OUT.mbin (.OUT.mbin.tmpPID) and renamed into
 place when complete; removed on an error and on SIGINT, SIGTERM or SIGHUP. --force
@@ -106,6 +113,7 @@ output file is left behind), 2 on a usage error.",
         mib(MAX_CONFIG_BYTES),
         mib(MAX_INDEX_BYTES),
         mib(MAX_TOKENIZER_BYTES),
+        mib(MAX_CHAT_TEMPLATE_BYTES),
     )
 }
 
@@ -187,8 +195,10 @@ fn main() -> ExitCode {
         tokenizer: cli.tokenizer,
         progress,
     };
+    let mut overrides = Overrides::default();
+    overrides.chat_template = cli.chat_template;
     if cli.dry_run {
-        return match dry_run(&opts) {
+        return match dry_run_with(&opts, &overrides) {
             Ok(plan) => {
                 for w in &plan.warnings {
                     eprintln!("warning: {w}");
@@ -204,7 +214,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    match convert(&opts) {
+    match convert_with(&opts, &overrides) {
         Ok(summary) => {
             if !progress {
                 // Warnings were not printed live.

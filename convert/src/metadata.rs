@@ -1,9 +1,11 @@
 //! The metadata written besides the architecture's hyper-parameters (`mamba.*`,
-//! `mamba2.*`): provenance (`general.*`) and the tokenizer.
+//! `mamba2.*`): provenance (`general.*`), the tokenizer and the chat template.
 
 use std::path::Path;
 
-use mamba_format::arch::{KEY_BOS_ID, KEY_EOS_ID, KEY_PAD_ID, KEY_TOKENIZER_JSON};
+use mamba_format::arch::{
+    KEY_BOS_ID, KEY_CHAT_TEMPLATE, KEY_EOS_ID, KEY_PAD_ID, KEY_TOKENIZER_JSON,
+};
 use mamba_format::{FormatError, Metadata, ModelConfig, Value};
 
 use crate::config::{Layout, SourceConfig};
@@ -25,6 +27,8 @@ pub struct Described {
     pub source_format: &'static str,
     /// The tokenizer to embed, if any.
     pub tokenizer: Option<Tokenizer>,
+    /// `tokenizer.chat_template`: the Jinja source to store, if any.
+    pub chat_template: Option<String>,
     /// bos, eos, pad.
     pub ids: [Option<u32>; 3],
     /// `general.quantization` when it is not the preset's name: a GGUF file kept in
@@ -96,6 +100,9 @@ pub fn build_metadata(
             "no tokenizer (no tokenizer.json in the input, no --tokenizer): the model will run on token ids only"
                 .into(),
         ),
+    }
+    if let Some(t) = &d.chat_template {
+        entries.push((KEY_CHAT_TEMPLATE, Value::String(t.clone())));
     }
     for (key, id) in [KEY_BOS_ID, KEY_EOS_ID, KEY_PAD_ID].into_iter().zip(d.ids) {
         if let Some(id) = id {

@@ -27,6 +27,20 @@ pub struct ConvertOptions {
     pub progress: bool,
 }
 
+/// Inputs beyond [`ConvertOptions`] that replace what the converted model brings,
+/// for [`crate::convert_with`] and [`crate::dry_run_with`].
+///
+/// Kept apart from [`ConvertOptions`] so that code building those options field by
+/// field keeps compiling as overrides are added: build one with
+/// `Overrides::default()` and set the fields wanted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Overrides {
+    /// A file holding a chat template (Jinja source, UTF-8), stored as
+    /// `tokenizer.chat_template` instead of any the input has.
+    pub chat_template: Option<PathBuf>,
+}
+
 /// Where the weights come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {

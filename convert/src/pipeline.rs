@@ -16,10 +16,11 @@ use mamba_format::checksum::checksum;
 use mamba_format::{FormatError, Metadata, ModelConfig, TensorSpec, Writer};
 use rayon::prelude::*;
 
+use crate::chat_template::{find_in_dir, load_chat_template, FILES as CHAT_TEMPLATE_FILES};
 use crate::config::{read_config, Layout};
 use crate::error::ConvertError;
 use crate::metadata::{build_metadata, dir_name, token_ids, Described};
-use crate::options::{ConvertOptions, Input, SyntheticSize};
+use crate::options::{ConvertOptions, Input, Overrides, SyntheticSize};
 use crate::plan::{
     note_fallbacks, note_unused, plan_checkpoint, plan_synthetic, tied_lm_head, Planned, SourceRef,
     Transform,
@@ -42,15 +43,24 @@ use crate::tokenizer::{check_tokenizer, load_tokenizer};
 /// A [`ConvertError`] naming the file and tensor at fault; the output path is then
 /// left as it was (absent, or the old file when it existed).
 pub fn convert(opts: &ConvertOptions) -> Result<Summary, ConvertError> {
+    convert_with(opts, &Overrides::default())
+}
+
+/// [`convert`], with what `overrides` names replacing what the input brings (a chat
+/// template).
+///
+/// # Errors
+/// As [`convert`]; an override file that cannot be used is an error naming it.
+pub fn convert_with(opts: &ConvertOptions, overrides: &Overrides) -> Result<Summary, ConvertError> {
     let start = Instant::now();
     // Before anything is read: the output must be absent, or (with `force`) a regular
     // file that is none of the files the conversion is known to read. The complete
     // list (shards named by an index) is checked again once the weights are opened.
-    let named = named_inputs(opts);
+    let named = named_inputs(opts, overrides);
     let named: Vec<&Path> = named.iter().map(PathBuf::as_path).collect();
     check_output(&opts.output, &named, opts.force)
         .map_err(|e| ConvertError::output(&opts.output, e))?;
-    Job::prepare(opts, true)?.run(opts, start)
+    Job::prepare(opts, overrides, true)?.run(opts, start)
 }
 
 /// Everything [`convert`] checks before writing, without writing: reads the config
@@ -64,7 +74,17 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary, ConvertError> {
 /// # Errors
 /// The [`ConvertError`] that [`convert`] would give before writing its first tensor.
 pub fn dry_run(opts: &ConvertOptions) -> Result<DryRun, ConvertError> {
-    let job = Job::prepare(opts, false)?;
+    dry_run_with(opts, &Overrides::default())
+}
+
+/// [`dry_run`] with `overrides`, as [`convert_with`] would use them (their files are
+/// read and checked).
+///
+/// # Errors
+/// The [`ConvertError`] that [`convert_with`] would give before writing its first
+/// tensor.
+pub fn dry_run_with(opts: &ConvertOptions, overrides: &Overrides) -> Result<DryRun, ConvertError> {
+    let job = Job::prepare(opts, overrides, false)?;
     let quantization = job.quantization();
     let tensors: Vec<PlannedTensor> = job
         .plan
@@ -93,10 +113,12 @@ pub fn dry_run(opts: &ConvertOptions) -> Result<DryRun, ConvertError> {
 }
 
 /// The files a conversion reads that are known from the options alone: the
-/// tokenizer, and in a checkpoint directory its config, every weights file name the
-/// converter looks for and its `tokenizer.json`.
-fn named_inputs(opts: &ConvertOptions) -> Vec<PathBuf> {
+/// tokenizer and chat template given, and in a checkpoint directory its config, every
+/// weights file name the converter looks for, its `tokenizer.json` and the files a
+/// chat template is looked for in.
+fn named_inputs(opts: &ConvertOptions, overrides: &Overrides) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = opts.tokenizer.iter().cloned().collect();
+    v.extend(overrides.chat_template.iter().cloned());
     if let Input::Dir(dir) = &opts.input {
         v.extend(
             [
@@ -108,6 +130,7 @@ fn named_inputs(opts: &ConvertOptions) -> Vec<PathBuf> {
             ]
             .map(|n| dir.join(n)),
         );
+        v.extend(CHAT_TEMPLATE_FILES.map(|n| dir.join(n)));
     }
     v
 }
@@ -157,25 +180,41 @@ impl Job {
 
     /// Reads and checks everything; `check_out` also checks the output path against
     /// every file read (not for a dry run, which writes nothing).
-    fn prepare(opts: &ConvertOptions, check_out: bool) -> Result<Job, ConvertError> {
+    fn prepare(
+        opts: &ConvertOptions,
+        overrides: &Overrides,
+        check_out: bool,
+    ) -> Result<Job, ConvertError> {
+        // The override is read first: a bad file named on the command line is reported
+        // before minutes of downloading or planning.
+        let chat_template = overrides
+            .chat_template
+            .as_deref()
+            .map(|p| load_chat_template(p).map(|t| (t, p.to_path_buf())))
+            .transpose()?;
         match &opts.input {
-            Input::Dir(dir) => Job::from_dir(dir, None, opts, check_out),
+            Input::Dir(dir) => Job::from_dir(dir, None, opts, chat_template, check_out),
             Input::Hub { repo, revision } => {
                 let dir = crate::hub::fetch(repo, revision.as_deref(), opts.progress)?;
                 let hub = (repo.as_str(), revision.as_deref());
-                Job::from_dir(&dir, Some(hub), opts, check_out)
+                Job::from_dir(&dir, Some(hub), opts, chat_template, check_out)
             }
-            Input::Gguf { path, requantize } => Job::from_gguf(path, *requantize, opts, check_out),
-            Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts),
+            Input::Gguf { path, requantize } => {
+                Job::from_gguf(path, *requantize, opts, chat_template, check_out)
+            }
+            Input::Synthetic { size, seed } => Job::synthetic(*size, *seed, opts, chat_template),
         }
     }
 
     /// `hub` is the repository (`owner/name`) and revision a Hub download came from;
     /// they name the model and the source instead of the cache's snapshot directory.
+    /// `given` is the chat template given explicitly and its file, which replace the
+    /// folder's.
     fn from_dir(
         dir: &Path,
         hub: Option<(&str, Option<&str>)>,
         opts: &ConvertOptions,
+        given: Option<(String, PathBuf)>,
         check_out: bool,
     ) -> Result<Job, ConvertError> {
         let found = match std::fs::metadata(dir) {
@@ -201,6 +240,19 @@ impl Job {
         let mut inputs = vec![dir.join("config.json")];
         inputs.extend(source.files());
         inputs.extend(tokenizer_path.clone());
+        // The folder's template files are not even read when one is given: a broken
+        // tokenizer_config.json the user has worked around should not warn.
+        let chat_template = match given {
+            Some((template, path)) => {
+                inputs.push(path);
+                Some(template)
+            }
+            None => {
+                let (template, read) = find_in_dir(dir, &mut warnings);
+                inputs.extend(read);
+                template
+            }
+        };
         // Before any tensor data is read: the output is none of these files.
         if check_out {
             let checked: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
@@ -235,6 +287,7 @@ impl Job {
             source_format,
             ids: token_ids(&cfg, tokenizer.as_ref()),
             tokenizer,
+            chat_template,
             quantization: None,
         };
         let metadata = build_metadata(opts, &cfg.model, &described, &mut warnings)?;
@@ -254,15 +307,18 @@ impl Job {
     }
 
     /// A llama.cpp GGUF file: hyper-parameters from its keys, tensors as stored
-    /// (or requantized), the tokenizer rebuilt from `tokenizer.ggml.*`.
+    /// (or requantized), the tokenizer rebuilt from `tokenizer.ggml.*`, the chat
+    /// template from `tokenizer.chat_template` unless one is `given`.
     fn from_gguf(
         path: &Path,
         requantize: bool,
         opts: &ConvertOptions,
+        given: Option<(String, PathBuf)>,
         check_out: bool,
     ) -> Result<Job, ConvertError> {
         let mut inputs = vec![path.to_path_buf()];
         inputs.extend(opts.tokenizer.iter().cloned());
+        inputs.extend(given.as_ref().map(|(_, p)| p.clone()));
         if check_out {
             let checked: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
             check_output(&opts.output, &checked, opts.force)
@@ -288,6 +344,16 @@ impl Job {
                 }
             },
         };
+        let chat_template = match given {
+            Some((template, _)) => Some(template),
+            None => input.chat_template().unwrap_or_else(|why| {
+                warnings.push(format!(
+                    "{}: {why}; no chat template taken from it",
+                    path.display()
+                ));
+                None
+            }),
+        };
         let described = Described {
             name: input.name().unwrap_or_else(|| {
                 path.file_stem()
@@ -297,6 +363,7 @@ impl Job {
             source_format: "gguf",
             ids: input.special_ids()?,
             tokenizer,
+            chat_template,
             quantization: (!requantize).then(|| input.file_type().unwrap_or("gguf").into()),
         };
         let metadata = build_metadata(opts, &model, &described, &mut warnings)?;
@@ -311,10 +378,12 @@ impl Job {
         })
     }
 
+    /// Seeded random weights; a chat template only when one is `given`.
     fn synthetic(
         size: SyntheticSize,
         seed: u64,
         opts: &ConvertOptions,
+        given: Option<(String, PathBuf)>,
     ) -> Result<Job, ConvertError> {
         let mut warnings = Vec::new();
         let model = synthetic_config(size);
@@ -333,6 +402,7 @@ impl Job {
             ids: [eot; 3],
             tokenizer,
             quantization: None,
+            chat_template: given.as_ref().map(|(t, _)| t.clone()),
         };
         let metadata = build_metadata(opts, &model, &described, &mut warnings)?;
         Ok(Job {
@@ -342,7 +412,12 @@ impl Job {
             metadata,
             source_format: "synthetic",
             warnings,
-            inputs: opts.tokenizer.iter().cloned().collect(),
+            inputs: opts
+                .tokenizer
+                .iter()
+                .cloned()
+                .chain(given.map(|(_, p)| p))
+                .collect(),
         })
     }
 }

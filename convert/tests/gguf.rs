@@ -495,3 +495,79 @@ fn ggufs_of_every_block_type_import_as_stored() {
         assert!(!changed.is_empty(), "{ty}");
     }
 }
+
+/// llama.cpp's `tokenizer.chat_template` is carried over verbatim; one of the wrong
+/// type is a warning (the template is optional), and `--chat-template` replaces it.
+#[test]
+fn the_chat_template_is_carried_over() {
+    let Some(path) = gguf("mamba", "q4_0") else {
+        return;
+    };
+    let key = "tokenizer.chat_template";
+    let template = "{% for message in messages %}{{ message['content'] }}\n{% endfor %}";
+    let base = builder_of(&path);
+    let tmp = tempfile::tempdir().unwrap();
+    let stored = |out: &Path| -> Option<String> {
+        let bytes = read_valid(out);
+        let f = MbinFile::parse(&bytes).unwrap();
+        f.metadata.get(key).map(|v| v.as_str().unwrap().to_string())
+    };
+    let chat_warnings = |w: &[String]| -> Vec<String> {
+        w.iter()
+            .filter(|w| w.contains("chat template"))
+            .cloned()
+            .collect()
+    };
+
+    let with = tmp.path().join("with.gguf");
+    let b = set_kv(
+        base.clone(),
+        key,
+        Some((tag::STRING, gguf_string(template.as_bytes()))),
+    );
+    std::fs::write(&with, b.build()).unwrap();
+    let out = tmp.path().join("with.mbin");
+    let summary = import(&with, &out, None).unwrap();
+    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+    assert_eq!(stored(&out).as_deref(), Some(template));
+
+    // Given explicitly, the file's own is replaced.
+    let given = tmp.path().join("given.jinja");
+    std::fs::write(&given, "GIVEN").unwrap();
+    let mut overrides = mamba_convert::Overrides::default();
+    overrides.chat_template = Some(given);
+    let input = Input::Gguf {
+        path: with.clone(),
+        requantize: false,
+    };
+    let out = tmp.path().join("given.mbin");
+    mamba_convert::convert_with(
+        &opts(input, &out, Preset::Uniform(QuantType::F16)),
+        &overrides,
+    )
+    .unwrap();
+    assert_eq!(stored(&out).as_deref(), Some("GIVEN"));
+
+    // Wrongly typed: imported without a template, with a warning naming the key.
+    let wrong = tmp.path().join("wrong.gguf");
+    let b = set_kv(
+        base.clone(),
+        key,
+        Some((tag::U32, 7u32.to_le_bytes().to_vec())),
+    );
+    std::fs::write(&wrong, b.build()).unwrap();
+    let out = tmp.path().join("wrong.mbin");
+    let summary = import(&wrong, &out, None).unwrap();
+    let w = chat_warnings(&summary.warnings);
+    assert!(
+        w.len() == 1 && w[0].contains(key) && w[0].contains(wrong.to_str().unwrap()),
+        "{w:?}"
+    );
+    assert_eq!(stored(&out), None);
+
+    // Absent (the fixture as llama.cpp wrote it): none, and nothing to say.
+    let out = tmp.path().join("plain.mbin");
+    let summary = import(&path, &out, None).unwrap();
+    assert!(chat_warnings(&summary.warnings).is_empty());
+    assert_eq!(stored(&out), None);
+}

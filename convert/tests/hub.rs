@@ -1211,3 +1211,61 @@ fn unusable_repositories() {
     );
     assert!(!hf_home.join("hub").join("evil.safetensors").exists());
 }
+
+/// The chat template files are downloaded when the repository lists them (and only
+/// then), and the template is stored as from a local folder: `chat_template.jinja`
+/// over `tokenizer_config.json`'s.
+#[test]
+fn chat_template_files_are_downloaded_when_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(src) = fixture("mamba-tiny-hf") else {
+        return;
+    };
+    let config = r#"{"chat_template": [{"name": "default", "template": "FROM CONFIG"}]}"#;
+    let jinja = "{% for m in messages %}{{ m.content }}{% endfor %}\n";
+    let both = HubRepo::from_dir(&src)
+        .with("tokenizer_config.json", config.as_bytes())
+        .with("chat_template.jinja", jinja.as_bytes());
+    let config_only = HubRepo::from_dir(&src).with("tokenizer_config.json", config.as_bytes());
+    let hub = Hub::start(vec![
+        ("test-org/both", both),
+        ("test-org/config-only", config_only),
+    ]);
+    let ep = hub.endpoint();
+    let hf_home = tmp.path().join("hf");
+    for (repo, want, files) in [
+        (
+            "test-org/both",
+            jinja,
+            &[
+                "chat_template.jinja",
+                "config.json",
+                "model.safetensors",
+                "tokenizer_config.json",
+            ][..],
+        ),
+        (
+            "test-org/config-only",
+            "FROM CONFIG",
+            &["config.json", "model.safetensors", "tokenizer_config.json"][..],
+        ),
+    ] {
+        let out = tmp.path().join(format!("{}.mbin", repo.replace('/', "-")));
+        let o = run_hub(
+            &ep,
+            &hf_home,
+            Token::None,
+            &[],
+            &[repo, "-o", out.to_str().unwrap(), "--quiet"],
+        );
+        assert_succeeds(&o);
+        assert_eq!(files_requested(&hub.take_log()), files, "{repo}");
+        let bytes = read_valid(&out);
+        let f = MbinFile::parse(&bytes).unwrap();
+        assert_eq!(
+            f.metadata.get("tokenizer.chat_template"),
+            Some(&Value::String(want.to_string())),
+            "{repo}"
+        );
+    }
+}

@@ -24,7 +24,7 @@ use crate::error::{Result, RuntimeError};
 use crate::finite::{all_finite, check_logits, first_bad_row};
 use crate::loader::Storage;
 use crate::state::{State, StateShape};
-use mamba_format::arch::{KEY_BOS_ID, KEY_EOS_ID, KEY_TOKENIZER_JSON};
+use mamba_format::arch::{KEY_BOS_ID, KEY_CHAT_TEMPLATE, KEY_EOS_ID, KEY_TOKENIZER_JSON};
 use mamba_format::{MbinFile, Metadata, ModelConfig, QuantType, TensorInfo};
 use mamba_kernels::ops::conv1d::conv1d_silu_threaded;
 use mamba_kernels::ops::norm::rmsnorm;
@@ -249,6 +249,13 @@ impl Model {
     /// The embedded tokenizer, if any.
     pub fn tokenizer(&self) -> Option<&crate::tokenizer::Tokenizer> {
         self.tokenizer.as_ref()
+    }
+
+    /// The chat template (Jinja source) the file carries, if any.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.metadata
+            .get(KEY_CHAT_TEMPLATE)
+            .and_then(|v| v.as_str())
     }
 
     /// End-of-sequence token id, if the file names one.

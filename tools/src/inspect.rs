@@ -1,5 +1,5 @@
-//! `mamba-inspect`: what is in a `.mbin` file (header, metadata, tensor table,
-//! totals), and with `--verify` whether all of it is intact (every checksum and
+//! `mamba-inspect`: what is in a `.mbin` file (header, metadata, chat template,
+//! tensor table, totals), and with `--verify` whether all of it is intact (every checksum and
 //! padding byte, and the architecture rules of SPEC.md §5).
 //!
 //! [`Report::new`] builds the report from the file's bytes; [`Report::text`] and the
@@ -7,6 +7,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use mamba_format::arch::KEY_CHAT_TEMPLATE;
 use mamba_format::{Array, FormatError, MbinFile, ModelConfig, Value};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -87,6 +88,9 @@ pub struct Report {
     pub header: HeaderInfo,
     /// The metadata entries, in file order.
     pub metadata: Vec<MetadataEntry>,
+    /// The chat template (`tokenizer.chat_template`), summarized; `None` when the
+    /// file has none (or one that is not a string, which `--verify` reports).
+    pub chat_template: Option<ChatTemplateInfo>,
     /// The tensor index, in file order.
     pub tensors: Vec<TensorRow>,
     /// Sums over the tensors.
@@ -144,6 +148,37 @@ pub struct MetadataEntry {
     /// Number of elements of an array value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub len: Option<u64>,
+}
+
+/// A chat template, summarized: the whole Jinja source is long and belongs to the
+/// server, what a reader of the report needs is whether there is one and which.
+#[derive(Debug, Serialize)]
+pub struct ChatTemplateInfo {
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// Its first line that is not blank, trimmed, cut to [`MAX_SHOWN_STRING`]
+    /// characters (`…` marks a cut): templates often start with a blank line, which
+    /// would say nothing about them.
+    pub first_line: String,
+}
+
+impl ChatTemplateInfo {
+    /// The summary of `template`.
+    pub fn new(template: &str) -> ChatTemplateInfo {
+        let line = template
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("");
+        let mut first_line: String = line.chars().take(MAX_SHOWN_STRING).collect();
+        if first_line.len() < line.len() {
+            first_line.push('…');
+        }
+        ChatTemplateInfo {
+            bytes: template.len() as u64,
+            first_line,
+        }
+    }
 }
 
 /// One row of the tensor table.
@@ -233,6 +268,11 @@ impl Report {
             .iter()
             .map(|(k, v)| MetadataEntry::new(k, v))
             .collect();
+        let chat_template = file
+            .metadata
+            .get(KEY_CHAT_TEMPLATE)
+            .and_then(Value::as_str)
+            .map(ChatTemplateInfo::new);
         let tensors: Vec<TensorRow> = file
             .tensors
             .iter()
@@ -251,6 +291,7 @@ impl Report {
         Report {
             header,
             metadata,
+            chat_template,
             tensors,
             totals,
             verify,
@@ -299,6 +340,23 @@ impl Report {
         let tw = self.metadata.iter().map(|m| m.ty.len()).max().unwrap_or(0);
         for m in &self.metadata {
             let _ = writeln!(s, "  {:kw$}  {:tw$}  {}", m.key, m.ty, m.shown());
+        }
+
+        let _ = writeln!(s, "\nchat template");
+        match &self.chat_template {
+            // Quoted and escaped as JSON, like the metadata strings: the line is the
+            // file's text, and a control character in it must not reach the terminal.
+            Some(c) => {
+                let _ = writeln!(
+                    s,
+                    "  {} bytes, first line {}",
+                    c.bytes,
+                    serde_json::Value::from(c.first_line.as_str())
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  none");
+            }
         }
 
         let _ = writeln!(s, "\ntensors ({})", self.tensors.len());
@@ -420,7 +478,8 @@ impl MetadataEntry {
             Value::String(x) => MetadataEntry {
                 key: key.to_string(),
                 ty: "string".into(),
-                value: (x.len() <= MAX_SHOWN_STRING).then(|| json!(x)),
+                // The chat template is summarized in its own section, even when short.
+                value: (x.len() <= MAX_SHOWN_STRING && key != KEY_CHAT_TEMPLATE).then(|| json!(x)),
                 bytes: Some(x.len() as u64),
                 len: None,
             },

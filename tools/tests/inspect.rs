@@ -372,3 +372,73 @@ fn a_mamba2_file_shows_its_architecture_and_keys() {
     assert_eq!(c["n_heads"], 4);
     assert_eq!(c["dt_max"], "inf");
 }
+
+/// A chat template is summarized (length and first non-blank line, escaped), never
+/// printed whole, in text and JSON; a file without one says so.
+#[test]
+fn chat_template_is_shown_by_length_and_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = MambaConfig {
+        n_layer: 1,
+        tie_embeddings: true,
+        ..common::tiny_config()
+    };
+    let template = "\n{%- for message in messages %}\u{1b}[2J\n{{ message['content'] }}\
+                    SECOND_LINE_MARKER\n{%- endfor %}";
+    let mut md = common::mamba_metadata(&cfg);
+    md.set("tokenizer.chat_template", Value::String(template.into()))
+        .unwrap();
+    let with = write(
+        dir.path(),
+        "chat.mbin",
+        &common::mamba_file_with(&cfg, &md, |_| QuantType::F32),
+    );
+    let o = inspect(&with, &["--verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let want = format!(
+        "chat template\n  {} bytes, first line \"{{%- for message in messages %}}\\u001b[2J\"",
+        template.len()
+    );
+    assert!(out.contains(&want), "{want} missing from\n{out}");
+    assert!(!out.contains("SECOND_LINE_MARKER"), "{out}");
+    assert!(
+        !out.contains('\u{1b}'),
+        "a control character reached the text"
+    );
+
+    let o = inspect(&with, &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["chat_template"]["bytes"], template.len() as u64);
+    assert_eq!(
+        v["chat_template"]["first_line"],
+        "{%- for message in messages %}\u{1b}[2J"
+    );
+    let entry = v["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "tokenizer.chat_template")
+        .unwrap();
+    assert!(entry.get("value").is_none(), "{entry}");
+
+    // A long first line is cut at MAX_SHOWN_STRING characters.
+    let long = format!("{}\n", "é".repeat(200));
+    md.set("tokenizer.chat_template", Value::String(long.clone()))
+        .unwrap();
+    let p = write(
+        dir.path(),
+        "long.mbin",
+        &common::mamba_file_with(&cfg, &md, |_| QuantType::F32),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&inspect(&p, &["--json"]).stdout).unwrap();
+    let first = v["chat_template"]["first_line"].as_str().unwrap();
+    assert_eq!(first, format!("{}…", "é".repeat(80)));
+
+    let without = write(dir.path(), "plain.mbin", &tiny_mamba());
+    let out = stdout(&inspect(&without, &[]));
+    assert!(out.contains("chat template\n  none\n"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&inspect(&without, &["--json"]).stdout).unwrap();
+    assert!(v["chat_template"].is_null());
+}

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use mamba_files::open_regular;
 use mamba_format::gguf::{Gguf, GgufTensor};
+use mamba_format::metadata::MAX_STRING_LEN;
 use mamba_format::{
     Mamba2Config, MambaConfig, Metadata, ModelConfig, QuantType, TensorDef, TensorRole,
 };
@@ -26,6 +27,9 @@ use memmap2::Mmap;
 use crate::error::ConvertError;
 use crate::plan::Planned;
 use crate::preset::Preset;
+
+/// llama.cpp's key of the default chat template (`LLM_KV_TOKENIZER_CHAT_TEMPLATE`).
+const KEY_GGUF_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 
 /// The chunk length written for a GGUF Mamba-2 (GGUF does not store one):
 /// mamba_ssm's default. The chunked scan's result does not depend on it.
@@ -298,6 +302,32 @@ impl GgufInput {
             id("tokenizer.ggml.eos_token_id")?,
             id("tokenizer.ggml.padding_token_id")?,
         ])
+    }
+
+    /// `tokenizer.chat_template`: llama.cpp's copy of the model's default chat
+    /// template (`convert_hf_to_gguf.py` writes `tokenizer_config.json`'s). The named
+    /// ones it may add (`tokenizer.chat_template.<name>`) are not carried: `.mbin`
+    /// stores one template. `Err` is why the template is not used, for a warning: the
+    /// template is optional, so a wrongly typed or empty one must not stop the import.
+    pub fn chat_template(&self) -> Result<Option<String>, String> {
+        let Some(t) = self
+            .gguf
+            .get_str(KEY_GGUF_CHAT_TEMPLATE)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        if t.trim().is_empty() {
+            return Err(format!("{KEY_GGUF_CHAT_TEMPLATE} is empty"));
+        }
+        if t.len() as u64 > MAX_STRING_LEN {
+            return Err(format!(
+                "{KEY_GGUF_CHAT_TEMPLATE} has {} bytes, more than a metadata string holds \
+                 ({MAX_STRING_LEN})",
+                t.len()
+            ));
+        }
+        Ok(Some(t.to_string()))
     }
 
     /// `general.name`, when the file has one.

@@ -23,6 +23,9 @@ use std::collections::{HashMap, HashSet};
 pub const KEY_ARCHITECTURE: &str = "general.architecture";
 /// Metadata key holding the embedded Hugging Face `tokenizer.json` (a string).
 pub const KEY_TOKENIZER_JSON: &str = "tokenizer.huggingface.json";
+/// Metadata key of the chat template (a Jinja string, as `tokenizer_config.json`'s
+/// `chat_template`; optional).
+pub const KEY_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 /// Metadata key of the beginning-of-sequence token id.
 pub const KEY_BOS_ID: &str = "tokenizer.bos_id";
 /// Metadata key of the end-of-sequence token id.
@@ -44,13 +47,14 @@ pub const KEY_QUANTIZATION: &str = "general.quantization";
 pub const KEY_SYNTHETIC: &str = "general.synthetic";
 
 /// The optional string-valued keys every architecture shares.
-const STRING_KEYS: [&str; 6] = [
+const STRING_KEYS: [&str; 7] = [
     KEY_NAME,
     KEY_SOURCE,
     KEY_SOURCE_FORMAT,
     KEY_CONVERTER,
     KEY_QUANTIZATION,
     KEY_TOKENIZER_JSON,
+    KEY_CHAT_TEMPLATE,
 ];
 
 /// A supported model architecture.
