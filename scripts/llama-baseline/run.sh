@@ -21,7 +21,8 @@
 #     --no-binary llama-cpp-python -d $WORK/dl` (an sdist already in $WORK/dl is
 #     reused; pip prepares its metadata but builds nothing), unpacked for its
 #     vendor/llama.cpp.
-# Work files go to WORK=target/llama-baseline (git-ignored).
+# Work files go to WORK=target/llama-baseline (git-ignored). The fetching and building
+# is in llama-src.sh, shared with scripts/server-bench/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK="${WORK:-target/llama-baseline}"
@@ -34,38 +35,12 @@ LOAD_MAX="${LOAD_MAX:-1.5}"
 WAIT_S="${WAIT_S:-600}"
 mkdir -p "$WORK"
 
-need=()
-command -v cmake >/dev/null || need+=(cmake)
-command -v ninja >/dev/null || need+=(ninja)
-python3 -c 'import numpy' 2>/dev/null || need+=(numpy)
-[ ${#need[@]} -eq 0 ] || python3 -m pip install --quiet "${need[@]}"
-
-if [ -z "${LLAMA_SRC:-}" ]; then
-    LLAMA_SRC="$WORK/llama.cpp-$LLAMA_PY"
-    if [ ! -d "$LLAMA_SRC" ]; then
-        sdist="$WORK/dl/llama_cpp_python-$LLAMA_PY.tar.gz"
-        [ -f "$sdist" ] || python3 -m pip download "llama-cpp-python==$LLAMA_PY" --no-deps \
-            --no-binary llama-cpp-python -d "$WORK/dl" >&2
-        tar xzf "$sdist" -C "$WORK"
-        top="$WORK/llama_cpp_python-$LLAMA_PY"
-        # the sdist carries its git metadata: the submodule entry names the commit
-        git -C "$top" ls-tree HEAD vendor/llama.cpp 2>/dev/null | awk '{print $3}' \
-            >"$top/vendor/llama.cpp/VENDORED_COMMIT" || true
-        # (its .git, a gitlink into the sdist's .git, stays: broken once moved, it stops
-        # llama.cpp's cmake from taking this repository's commit for its own)
-        mv "$top/vendor/llama.cpp" "$LLAMA_SRC"
-        rm -rf "$top"
-    fi
-fi
-if [ -f "$LLAMA_SRC/VENDORED_COMMIT" ]; then commit=$(cat "$LLAMA_SRC/VENDORED_COMMIT")
-elif [ -e "$LLAMA_SRC/.git" ]; then commit=$(git -C "$LLAMA_SRC" rev-parse HEAD 2>/dev/null || true)
-else commit=""; fi
-commit="${commit:-unknown}"
+. scripts/llama-baseline/llama-src.sh
+llama_tools
+llama_src
+commit="$LLAMA_COMMIT"
 B="$LLAMA_SRC/build"
-cmake -S "$LLAMA_SRC" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_COMMIT="${commit:0:9}" >"$WORK/configure.log" 2>&1
-cmake --build "$B" -j "$(nproc)" --target llama-bench llama-quantize >"$WORK/build.log"
+llama_build "$B" OFF llama-bench llama-quantize
 export LD_LIBRARY_PATH="$B/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cargo build --release --quiet --bin mamba-convert --bin mamba-bench
 T="${CARGO_TARGET_DIR:-target}/release"
@@ -88,11 +63,7 @@ waited=0
 while awk -v m="$LOAD_MAX" '{ exit !($1 >= m) }' /proc/loadavg && [ "$waited" -lt "$WAIT_S" ]; do
     sleep 15; waited=$((waited + 15))
 done
-flags=$(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2)
-simd=""
-for x in avx avx2 fma f16c avx512f; do
-    case " $flags " in *" $x "*) simd+=" $x" ;; *) simd+=" no-$x" ;; esac
-done
+simd=$(cpu_simd)
 echo "- host: $(uptime | sed 's/^ *//') (waited ${waited}s for load < $LOAD_MAX)"
 echo "- cpu: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) logical CPUs;$simd"
 echo "- llama.cpp: ${commit:0:9} (llama-cpp-python ${LLAMA_PY}'s vendored source unless LLAMA_SRC), -t $THREADS"
