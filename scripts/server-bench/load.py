@@ -83,7 +83,7 @@ def stream_completion(port, body, timeout):
     """Sends one streamed completion; returns a dict of timings, counts and issues."""
     r = {"ok": False, "ttft": None, "text_times": [], "completion_tokens": None,
          "prompt_tokens": None, "text_events": 0, "finish": None, "issues": [], "error": None}
-    body = dict(body, stream=True)
+    body = dict(body, stream=True, stream_options={"include_usage": True})
     # Each event is at most a few hundred bytes: bound the read loop by lines.
     max_lines = 16 * int(body.get("max_tokens", 16)) + 256
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)

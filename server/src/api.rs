@@ -186,6 +186,13 @@ pub struct Options {
     pub n: usize,
     /// Whether to stream (SSE).
     pub stream: bool,
+    /// Whether a stream ends with a chunk carrying `usage`
+    /// (`stream_options.include_usage`, as OpenAI: off unless asked).
+    pub include_usage: bool,
+    /// Whether the end-of-sequence token is sampled as any other token, so that
+    /// a choice runs to `max_tokens` or a stop string (`ignore_eos`, as vLLM and
+    /// llama-server take it; benchmarks use it).
+    pub ignore_eos: bool,
 }
 
 /// Limits the server puts on [`Options`].
@@ -245,20 +252,36 @@ impl Options {
         let stop = read_stop(f)?;
         let n = f.int_in("n", 1, 1, limits.max_n as u64)? as usize;
         let stream = f.bool("stream", false)?;
-        if let Some(so) = f.get("stream_options") {
-            if !so.is_object() {
+        let include_usage = match f.get("stream_options") {
+            None => false,
+            Some(Value::Object(so)) => Fields(so).bool("include_usage", false).map_err(|_| {
+                ApiError::param(
+                    "stream_options",
+                    "`stream_options.include_usage` must be a boolean",
+                )
+            })?,
+            Some(_) => {
                 return Err(ApiError::param(
                     "stream_options",
                     "`stream_options` must be an object",
-                ));
+                ))
             }
+        };
+        if include_usage && !stream {
+            return Err(ApiError::param(
+                "stream_options",
+                "`stream_options` is only allowed when `stream` is true",
+            ));
         }
+        let ignore_eos = f.bool("ignore_eos", false)?;
         Ok(Options {
             max_tokens,
             params,
             stop,
             n,
             stream,
+            include_usage,
+            ignore_eos,
         })
     }
 }
@@ -333,6 +356,16 @@ mod tests {
             (json!({"repetition_penalty": 0}), "repetition_penalty"),
             (json!({"seed": "x"}), "seed"),
             (json!({"stream": 1}), "stream"),
+            (json!({"stream_options": 1}), "stream_options"),
+            (
+                json!({"stream": true, "stream_options": {"include_usage": 1}}),
+                "stream_options",
+            ),
+            (
+                json!({"stream_options": {"include_usage": true}}),
+                "stream_options",
+            ),
+            (json!({"ignore_eos": "yes"}), "ignore_eos"),
         ] {
             let e = opts(body.clone()).expect_err(&body.to_string());
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
@@ -347,7 +380,14 @@ mod tests {
         assert_eq!(o.params.temperature, 1.0);
         assert_eq!(o.params.seed, 5);
         assert_eq!(o.stop, vec!["x".to_string()]);
+        assert!(!o.include_usage && !o.ignore_eos);
         let o = opts(json!({"max_completion_tokens": 7})).unwrap();
         assert_eq!(o.max_tokens, 7);
+        let o = opts(
+            json!({"stream": true, "stream_options": {"include_usage": true},
+                            "ignore_eos": true}),
+        )
+        .unwrap();
+        assert!(o.include_usage && o.ignore_eos);
     }
 }

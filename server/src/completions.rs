@@ -36,6 +36,8 @@ struct Reply {
     echo: Option<String>,
     /// Whether to report log-probabilities (and, for chat, how many alternatives).
     logprobs: bool,
+    /// Whether a stream ends with a `usage` chunk.
+    include_usage: bool,
 }
 
 /// Token ids from a JSON array of integers.
@@ -149,6 +151,7 @@ pub async fn completions(
         prompt_tokens: prompt.len(),
         echo: echo.then_some(prompt_text),
         logprobs: logprobs.is_some(),
+        include_usage: opts.include_usage,
     };
     run(
         &app,
@@ -204,6 +207,7 @@ pub async fn chat_completions(
         prompt_tokens: prompt.len(),
         echo: None,
         logprobs: logprobs.is_some(),
+        include_usage: opts.include_usage,
     };
     run(&app, arrived, prompt, opts, logprobs, reply).await
 }
@@ -261,6 +265,7 @@ async fn run(
         max_tokens: opts.max_tokens,
         stop: opts.stop,
         logprobs,
+        ignore_eos: opts.ignore_eos,
         deadline: arrived + app.timeout,
         arrived,
         events: tx,
@@ -507,7 +512,9 @@ impl Streamer {
                 let c = self.chunk(choice, &text, None, Some(reason));
                 self.out.push_back(c);
                 if self.done.iter().all(|d| *d) {
-                    self.out.push_back(self.usage_chunk());
+                    if self.reply.include_usage {
+                        self.out.push_back(self.usage_chunk());
+                    }
                     self.finish_stream();
                 }
             }

@@ -25,9 +25,16 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Most tokens in one forward call (decode tokens and prefill chunks together):
-/// bounds activation memory and the time one step holds every stream.
-const STEP_TOKENS: usize = PREFILL_CHUNK;
+/// Most prompt tokens prefilled in one forward call (beside at most one decode
+/// token per slot): bounds activation memory and the time one step holds every
+/// stream.
+const PREFILL_TOKENS: usize = PREFILL_CHUNK;
+
+/// Prefill stops at every multiple of this many prompt tokens and caches the
+/// state there, so that prompts sharing a long prefix (a document asked another
+/// question, a long system prompt) resume from the last checkpoint before they
+/// part. A multiple of the prefill budget keeps a cold prompt's chunks whole.
+pub const CHECKPOINT_EVERY: usize = PREFILL_TOKENS;
 
 /// Why a choice ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +118,9 @@ pub struct Job {
     pub stop: Vec<String>,
     /// Alternatives per token to report with log-probabilities; `None`: none.
     pub logprobs: Option<usize>,
+    /// Whether end-of-sequence is generated as an ordinary token instead of
+    /// ending the choice.
+    pub ignore_eos: bool,
     /// When the request must be finished.
     pub deadline: Instant,
     /// When it arrived.
@@ -397,15 +407,7 @@ impl Scheduler {
     }
 
     fn forward_and_sample(&mut self) {
-        let n_decode: usize = self
-            .running
-            .iter()
-            .map(|r| match &r.phase {
-                Phase::Decode(seqs) => seqs.len(),
-                Phase::Prefill { .. } => 0,
-            })
-            .sum();
-        let mut budget = STEP_TOKENS.saturating_sub(n_decode).max(1);
+        let mut budget = PREFILL_TOKENS;
         let mut segs = Vec::new();
         let mut owners = Vec::new();
         for (ri, r) in self.running.iter_mut().enumerate() {
@@ -424,7 +426,8 @@ impl Scheduler {
                     if budget == 0 {
                         continue;
                     }
-                    let take = (job.prompt.len() - *pos).min(budget);
+                    let to_checkpoint = CHECKPOINT_EVERY - *pos % CHECKPOINT_EVERY;
+                    let take = (job.prompt.len() - *pos).min(budget).min(to_checkpoint);
                     budget -= take;
                     segs.push(Segment {
                         state,
@@ -474,7 +477,14 @@ impl Scheduler {
                     self.cache.insert(&r.job.prompt, &state, row);
                     start_decode(&self.model, r, state, row, &self.metrics);
                 }
-                Owner::Prefill { done: false, .. } => {}
+                Owner::Prefill { req, done: false } => {
+                    let r = &self.running[req];
+                    if let Phase::Prefill { state, pos } = &r.phase {
+                        if pos % CHECKPOINT_EVERY == 0 {
+                            self.cache.insert(&r.job.prompt[..*pos], state, row);
+                        }
+                    }
+                }
                 Owner::Decode { req, seq } => {
                     let r = &mut self.running[req];
                     let Phase::Decode(seqs) = &mut r.phase else {
@@ -576,7 +586,7 @@ fn sample_next(
     }
     s.last_token = now;
     let fed = s.history.len();
-    if Some(t) == model.eos_id() {
+    if !job.ignore_eos && Some(t) == model.eos_id() {
         finish(model, job, s, FinishReason::Stop);
         return Some(fed);
     }

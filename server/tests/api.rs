@@ -216,6 +216,11 @@ fn chat_with_a_template_file_and_without_one() {
     assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
     let (text, usage, _) = streamed_text(&chunks, "delta");
     assert_eq!(text, reference);
+    assert!(usage.is_null(), "usage only when asked: {usage}");
+    streaming["stream_options"] = json!({"include_usage": true});
+    let chunks = server.stream("/v1/chat/completions", &streaming);
+    let (text, usage, _) = streamed_text(&chunks, "delta");
+    assert_eq!(text, reference);
     assert_eq!(usage["completion_tokens"], v["usage"]["completion_tokens"]);
 
     // Chat logprobs, and a template's raise_exception as a 400.
@@ -503,4 +508,55 @@ fn api_key_tokenize_models_health_and_page() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["data"][0]["id"], "shakespeare");
     assert_eq!(v["object"], "list");
+}
+
+/// `ignore_eos`: with end-of-sequence remapped to a token greedy decoding emits, a
+/// plain request stops there and an `ignore_eos` one runs on to `max_tokens` with
+/// the unchanged model's text.
+#[test]
+fn ignore_eos_runs_past_the_end_of_sequence_token() {
+    let Some(model) = common::model() else { return };
+    let src = mamba_testkit::shared_path("models/mamba-shakespeare").unwrap();
+    let (ids, reference) = reference_greedy(&model, "ROMEO:", 24);
+    assert_eq!(
+        ids.len(),
+        24,
+        "the model's own EOS comes early: pick another prompt"
+    );
+    // The first greedy token (after the first) not seen before becomes EOS.
+    let k = (1..ids.len())
+        .find(|&i| !ids[..i].contains(&ids[i]))
+        .expect("greedy decoding repeats one token");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    cfg["eos_token_id"] = json!(ids[k]);
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let out = dir.path().join("eos.mbin");
+    mamba_convert::convert(&mamba_convert::ConvertOptions {
+        input: mamba_convert::Input::Dir(dir.path().to_path_buf()),
+        output: out.clone(),
+        preset: "f32".parse().unwrap(),
+        force: true,
+        tokenizer: None,
+        progress: false,
+    })
+    .unwrap();
+    let remapped = std::sync::Arc::new(mamba_runtime::Model::open(&out).unwrap());
+    assert_eq!(remapped.eos_id(), Some(ids[k]));
+    let server = TestServer::start(remapped, config());
+    let body = json!({"prompt": "ROMEO:", "max_tokens": 24, "temperature": 0});
+    let (status, v) = server.post("/v1/completions", &body);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["completion_tokens"], k);
+    let mut ignoring = body.clone();
+    ignoring["ignore_eos"] = json!(true);
+    let (status, v) = server.post("/v1/completions", &ignoring);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(text_of(&v), reference);
+    assert_eq!(v["usage"]["completion_tokens"], ids.len());
 }

@@ -148,6 +148,44 @@ fn the_state_cache_reuses_prefixes_and_changes_nothing() {
     assert_same(&c, &scored(&uncached, &continued));
 }
 
+/// Prompts that share a long prefix but part before either ends (one document,
+/// two questions) share the prefill up to the last checkpoint before they part.
+#[test]
+fn prompts_that_part_after_a_long_shared_prefix_reuse_its_checkpoints() {
+    let Some(model) = common::model() else { return };
+    let doc = common::val_ids(&model, 1200);
+    let tok = model.tokenizer().unwrap();
+    let ask =
+        |q: &str| -> Vec<u32> { doc.iter().chain(&tok.encode(q).unwrap()).copied().collect() };
+    let (a, b) = (ask("\nFirst question?"), ask("\nAnother one?"));
+    let cached = TestServer::start(model.clone(), config());
+    let uncached = TestServer::start(
+        model.clone(),
+        mamba_server::Config {
+            cache_bytes: 0,
+            ..config()
+        },
+    );
+    let first = scored(&cached, &a);
+    assert_eq!(cached.metric("mamba_cache_hits_total"), 0.0);
+    let second = scored(&cached, &b);
+    assert_eq!(cached.metric("mamba_cache_hits_total"), 1.0);
+    let reused = cached.metric("mamba_cache_reused_tokens_total");
+    let every = mamba_server::scheduler::CHECKPOINT_EVERY;
+    let checkpoint = doc.len() / every * every;
+    assert!(
+        checkpoint > 0,
+        "the document is shorter than one checkpoint"
+    );
+    assert!(
+        reused >= checkpoint as f64 && reused <= doc.len() as f64,
+        "reused {reused} of the {}-token shared prefix",
+        doc.len()
+    );
+    assert_same(&first, &scored(&uncached, &a));
+    assert_same(&second, &scored(&uncached, &b));
+}
+
 #[test]
 fn a_client_that_leaves_frees_its_slot() {
     let Some(model) = common::model() else { return };

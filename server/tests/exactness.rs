@@ -31,23 +31,13 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn prompt_ids(model: &Model, n: usize) -> Vec<u32> {
-    let text = std::fs::read_to_string(
-        mamba_testkit::shared_path("models/mamba-shakespeare/val.txt").unwrap(),
-    )
-    .unwrap();
-    let ids = model.tokenizer().unwrap().encode(&text[..4000]).unwrap();
-    assert!(ids.len() >= n, "val.txt too short");
-    ids[..n].to_vec()
-}
-
 #[test]
 fn batched_and_chunked_forward_agree_with_a_lone_call() {
     let Some(model) = common::model() else {
         return;
     };
     let v = model.vocab_size();
-    let p = prompt_ids(&model, 300);
+    let p = common::val_ids(&model, 300);
     let reference = alone(&model, &[&p]);
 
     // Chunked prefill of the same prompt.

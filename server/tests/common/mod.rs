@@ -282,3 +282,17 @@ pub fn text_of(v: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no text in {v}"))
 }
+
+/// The first `n` token ids of the shakespeare model's `val.txt`.
+pub fn val_ids(model: &Model, n: usize) -> Vec<u32> {
+    let text = std::fs::read_to_string(
+        mamba_testkit::shared_path("models/mamba-shakespeare/val.txt").unwrap(),
+    )
+    .unwrap();
+    // Several characters per token: 8 per wanted token is ample.
+    let end = text.len().min(8 * n + 64);
+    let end = (0..=end).rev().find(|&i| text.is_char_boundary(i)).unwrap();
+    let ids = model.tokenizer().unwrap().encode(&text[..end]).unwrap();
+    assert!(ids.len() >= n, "val.txt too short");
+    ids[..n].to_vec()
+}
