@@ -65,7 +65,11 @@ pub(super) unsafe fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_1]) {
 }
 
 /// Quantizes with one scale per `group` blocks.
-fn quantize_groups(x: &[f32], y: &mut [BlockQ8_1], group: usize) {
+///
+/// # Safety
+/// None (NEON is baseline on aarch64); `unsafe` for the loads of [`amax`] and
+/// [`quantize16`], in bounds.
+unsafe fn quantize_groups(x: &[f32], y: &mut [BlockQ8_1], group: usize) {
     assert_eq!(x.len(), y.len() * QK8_1, "quantize_row_q8_1: wrong lengths");
     for (g, xg) in y.chunks_mut(group).zip(x.chunks(group * QK8_1)) {
         let (d, id) = scales(amax(xg));
