@@ -40,6 +40,32 @@ struct Reply {
     include_usage: bool,
 }
 
+impl Reply {
+    /// A reply to a request of `kind` with these options, without `echo`.
+    fn new(
+        kind: Kind,
+        app: &AppState,
+        opts: &Options,
+        prompt_tokens: usize,
+        logprobs: bool,
+    ) -> Reply {
+        Reply {
+            kind,
+            id: next_id(match kind {
+                Kind::Completion => "cmpl",
+                Kind::Chat => "chatcmpl",
+            }),
+            created: now_unix(),
+            model: app.model_id.clone(),
+            n: opts.n,
+            prompt_tokens,
+            echo: None,
+            logprobs,
+            include_usage: opts.include_usage,
+        }
+    }
+}
+
 /// Token ids from a JSON array of integers.
 pub fn token_ids(v: &Value) -> Option<Vec<u32>> {
     v.as_array()?
@@ -143,15 +169,14 @@ pub async fn completions(
     let logprobs = f.opt_int_in("logprobs", 0, MAX_LOGPROBS)?;
     let echo = f.bool("echo", false)?;
     let reply = Reply {
-        kind: Kind::Completion,
-        id: next_id("cmpl"),
-        created: now_unix(),
-        model: app.model_id.clone(),
-        n: opts.n,
-        prompt_tokens: prompt.len(),
         echo: echo.then_some(prompt_text),
-        logprobs: logprobs.is_some(),
-        include_usage: opts.include_usage,
+        ..Reply::new(
+            Kind::Completion,
+            &app,
+            &opts,
+            prompt.len(),
+            logprobs.is_some(),
+        )
     };
     run(
         &app,
@@ -198,17 +223,7 @@ pub async fn chat_completions(
     } else {
         None
     };
-    let reply = Reply {
-        kind: Kind::Chat,
-        id: next_id("chatcmpl"),
-        created: now_unix(),
-        model: app.model_id.clone(),
-        n: opts.n,
-        prompt_tokens: prompt.len(),
-        echo: None,
-        logprobs: logprobs.is_some(),
-        include_usage: opts.include_usage,
-    };
+    let reply = Reply::new(Kind::Chat, &app, &opts, prompt.len(), logprobs.is_some());
     run(&app, arrived, prompt, opts, logprobs, reply).await
 }
 

@@ -79,6 +79,21 @@ fn scored(server: &TestServer, prompt: &[u32]) -> (String, Vec<f64>) {
     (text_of(&v).to_string(), lps)
 }
 
+/// Two servers on `model`: one with the state cache, one without.
+fn with_and_without_cache(
+    model: &std::sync::Arc<mamba_runtime::Model>,
+) -> (TestServer, TestServer) {
+    let cached = TestServer::start(model.clone(), config());
+    let uncached = TestServer::start(
+        model.clone(),
+        mamba_server::Config {
+            cache_bytes: 0,
+            ..config()
+        },
+    );
+    (cached, uncached)
+}
+
 fn assert_same(a: &(String, Vec<f64>), b: &(String, Vec<f64>)) {
     assert_eq!(a.0, b.0);
     assert_eq!(a.1.len(), b.1.len());
@@ -99,14 +114,7 @@ fn the_state_cache_reuses_prefixes_and_changes_nothing() {
         .chain(&tok.encode(" And what of the queen?").unwrap())
         .copied()
         .collect();
-    let cached = TestServer::start(model.clone(), config());
-    let uncached = TestServer::start(
-        model.clone(),
-        mamba_server::Config {
-            cache_bytes: 0,
-            ..config()
-        },
-    );
+    let (cached, uncached) = with_and_without_cache(&model);
 
     let first = scored(&cached, &base);
     assert_eq!(cached.metric("mamba_cache_misses_total"), 1.0);
@@ -158,14 +166,7 @@ fn prompts_that_part_after_a_long_shared_prefix_reuse_its_checkpoints() {
     let ask =
         |q: &str| -> Vec<u32> { doc.iter().chain(&tok.encode(q).unwrap()).copied().collect() };
     let (a, b) = (ask("\nFirst question?"), ask("\nAnother one?"));
-    let cached = TestServer::start(model.clone(), config());
-    let uncached = TestServer::start(
-        model.clone(),
-        mamba_server::Config {
-            cache_bytes: 0,
-            ..config()
-        },
-    );
+    let (cached, uncached) = with_and_without_cache(&model);
     let first = scored(&cached, &a);
     assert_eq!(cached.metric("mamba_cache_hits_total"), 0.0);
     let second = scored(&cached, &b);
