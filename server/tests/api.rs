@@ -560,3 +560,55 @@ fn ignore_eos_runs_past_the_end_of_sequence_token() {
     assert_eq!(text_of(&v), reference);
     assert_eq!(v["usage"]["completion_tokens"], ids.len());
 }
+
+/// A chat template stored in the `.mbin` (here by `mamba-convert`'s override) is
+/// the server's chat template when none is given at start-up, and answers as the
+/// same template given with `--chat-template` does.
+#[test]
+fn the_chat_template_carried_by_the_model_file_serves_chat() {
+    let Some(model) = common::model() else { return };
+    let src = mamba_testkit::shared_path("models/mamba-shakespeare").unwrap();
+    let template_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/chat.jinja");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("chat.mbin");
+    let mut overrides = mamba_convert::Overrides::default();
+    overrides.chat_template = Some(template_path.into());
+    mamba_convert::convert_with(
+        &mamba_convert::ConvertOptions {
+            input: mamba_convert::Input::Dir(src),
+            output: out.clone(),
+            preset: "f32".parse().unwrap(),
+            force: true,
+            tokenizer: None,
+            progress: false,
+        },
+        &overrides,
+    )
+    .unwrap();
+    let carrying = std::sync::Arc::new(mamba_runtime::Model::open(&out).unwrap());
+    let template = std::fs::read_to_string(template_path).unwrap();
+    assert_eq!(carrying.chat_template(), Some(template.as_str()));
+
+    let body = json!({"messages": [{"role": "user", "content": "What say you?"}],
+                      "max_tokens": 20, "temperature": 0});
+    let from_file = TestServer::start(carrying, config());
+    let (status, a) = from_file.post("/v1/chat/completions", &body);
+    assert_eq!(status, 200, "{a}");
+    let from_flag = TestServer::start(
+        model,
+        mamba_server::Config {
+            chat_template: Some(template),
+            ..config()
+        },
+    );
+    let (status, b) = from_flag.post("/v1/chat/completions", &body);
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        a["choices"][0]["message"]["content"],
+        b["choices"][0]["message"]["content"]
+    );
+    assert!(!a["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+}
