@@ -38,6 +38,14 @@ impl Tokenizer {
         self.inner.get_vocab(true).into_values().max()
     }
 
+    /// The vocabulary entry of `id` as the tokenizer stores it: an added (special)
+    /// token's content, else the model vocabulary's key (byte-level marks such as
+    /// `Ġ` included); `None` for an unknown id. What chat templates call
+    /// `bos_token` and `eos_token`.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
     /// Number of tokens the tokenizer knows.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -48,3 +48,13 @@ fn prompt_context_keeps_leading_spaces() {
     }
     assert_eq!(out, " there friend");
 }
+
+#[test]
+fn id_to_token_gives_special_and_vocabulary_entries() {
+    let Some(tok) = tokenizer() else { return };
+    assert_eq!(tok.id_to_token(0).as_deref(), Some("<|endoftext|>"));
+    let hello = tok.encode(" hello").unwrap();
+    assert_eq!(hello.len(), 1, "one token in this vocabulary");
+    assert_eq!(tok.id_to_token(hello[0]).as_deref(), Some("Ġhello"));
+    assert_eq!(tok.id_to_token(u32::MAX), None);
+}

@@ -58,32 +58,6 @@ impl ChatTemplate {
     }
 }
 
-/// The text of special token `id` in a `tokenizer.json` (its `added_tokens`, else
-/// its vocabulary); empty when unknown.
-pub fn special_token_text(tokenizer_json: &str, id: Option<u32>) -> String {
-    let Some(id) = id else {
-        return String::new();
-    };
-    let Ok(v) = serde_json::from_str::<Value>(tokenizer_json) else {
-        return String::new();
-    };
-    if let Some(added) = v["added_tokens"].as_array() {
-        for t in added {
-            if t["id"].as_u64() == Some(id as u64) {
-                return t["content"].as_str().unwrap_or_default().to_string();
-            }
-        }
-    }
-    if let Some(vocab) = v["model"]["vocab"].as_object() {
-        for (text, i) in vocab {
-            if i.as_u64() == Some(id as u64) {
-                return text.clone();
-            }
-        }
-    }
-    String::new()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,15 +105,5 @@ mod tests {
     #[test]
     fn a_broken_template_is_refused() {
         assert!(ChatTemplate::new("{% for %}".into(), String::new(), String::new()).is_err());
-    }
-
-    #[test]
-    fn special_tokens_from_tokenizer_json() {
-        let j =
-            r#"{"added_tokens":[{"id":0,"content":"<|endoftext|>"}],"model":{"vocab":{"a":5}}}"#;
-        assert_eq!(special_token_text(j, Some(0)), "<|endoftext|>");
-        assert_eq!(special_token_text(j, Some(5)), "a");
-        assert_eq!(special_token_text(j, Some(9)), "");
-        assert_eq!(special_token_text(j, None), "");
     }
 }

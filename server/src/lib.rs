@@ -134,12 +134,14 @@ fn chat_template(
     let Some(source) = source else {
         return Ok(None);
     };
-    let json = model
-        .metadata()
-        .get(mamba_format::arch::KEY_TOKENIZER_JSON)
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    let bos = chat::special_token_text(json, model.bos_id());
-    let eos = chat::special_token_text(json, model.eos_id());
+    // The strings of the special tokens, empty when the model has none.
+    let text = |id: Option<u32>| {
+        model
+            .tokenizer()
+            .zip(id)
+            .and_then(|(tok, id)| tok.id_to_token(id))
+            .unwrap_or_default()
+    };
+    let (bos, eos) = (text(model.bos_id()), text(model.eos_id()));
     Ok(Some(chat::ChatTemplate::new(source, bos, eos)?))
 }
