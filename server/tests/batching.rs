@@ -200,7 +200,8 @@ fn a_client_that_leaves_frees_its_slot() {
     );
     let mut s = server.open_stream(
         "/v1/completions",
-        &json!({"prompt": "ROMEO:", "max_tokens": 100_000, "temperature": 0.8, "stream": true}),
+        &json!({"prompt": "ROMEO:", "max_tokens": 100_000, "temperature": 0.8, "stream": true,
+                "ignore_eos": true}),
     );
     let mut buf = [0u8; 512];
     let n = s.read(&mut buf).unwrap();
@@ -232,7 +233,10 @@ fn a_full_queue_answers_429_and_the_time_limit_ends_requests() {
             ..config()
         },
     );
-    let long = json!({"prompt": "ROMEO:", "max_tokens": 100_000, "stream": true});
+    // ignore_eos: a sampled end-of-sequence must not end it early (the slot would
+    // free and the queue empty).
+    let long =
+        json!({"prompt": "ROMEO:", "max_tokens": 100_000, "stream": true, "ignore_eos": true});
     let mut active = server.open_stream("/v1/completions", &long);
     let mut buf = [0u8; 256];
     assert!(active.read(&mut buf).unwrap() > 0);
@@ -274,7 +278,8 @@ fn a_full_queue_answers_429_and_the_time_limit_ends_requests() {
     let t0 = Instant::now();
     let (status, v): (u16, Value) = quick.post(
         "/v1/completions",
-        &json!({"prompt": "ROMEO:", "max_tokens": 100_000, "temperature": 0.8}),
+        &json!({"prompt": "ROMEO:", "max_tokens": 100_000, "temperature": 0.8,
+                "ignore_eos": true}),
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
