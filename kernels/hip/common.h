@@ -6,6 +6,8 @@
 #include <hip/hip_runtime.h>
 #include <hip/hip_fp16.h>
 #include <stdint.h>
+#include <cstdio>
+#include <cstdlib>
 
 #include "params.h"
 
@@ -73,5 +75,33 @@ __host__ __device__ inline unsigned cdiv(long a, long b) { return unsigned((a + 
 
 }  // namespace kq
 
-// Host side: the status of the last launch (0 on success).
-static inline int kq_launch_status() { return int(hipGetLastError()); }
+// Host side: the stream a launcher uses. Callers pass null (the default stream)
+// except while this thread captures a graph (mamba_gpu_capture_begin): then every
+// launch goes to the capturing stream, so the runtime records a whole forward pass
+// without passing streams through the C ABI.
+extern thread_local hipStream_t kq_capture_stream;
+static inline hipStream_t kq_stream(void* s) {
+    return s ? static_cast<hipStream_t>(s) : kq_capture_stream;
+}
+
+// Host side: the status of the launch just made (0 on success). With
+// KQ_SYNC_EACH_LAUNCH=1 in the environment every launch is also waited for, so that
+// a device fault is reported by the kernel that caused it (named on stderr) rather
+// than by whichever call happens to synchronise next; for checks, not for speed.
+// (A plain int read lazily, not a function-local static: the AMD build links no
+// C++ runtime for the guard such a static needs. A race only repeats the getenv.)
+static int kq_sync_each_launch = -1;
+static inline int kq_launch_status(const char* kernel) {
+    if (kq_sync_each_launch < 0) {
+        const char* v = std::getenv("KQ_SYNC_EACH_LAUNCH");
+        kq_sync_each_launch = v && v[0] == '1';
+    }
+    const bool sync_each = kq_sync_each_launch == 1;
+    hipError_t e = hipGetLastError();
+    // (No waiting while capturing: the kernel has not run, and a device-wide
+    // synchronisation would invalidate the capture.)
+    if (e == hipSuccess && sync_each && !kq_capture_stream) e = hipDeviceSynchronize();
+    if (e != hipSuccess && sync_each)
+        std::fprintf(stderr, "KQ_SYNC_EACH_LAUNCH: kernel %s failed: %s\n", kernel, hipGetErrorString(e));
+    return int(e);
+}

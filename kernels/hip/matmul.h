@@ -7,7 +7,9 @@
 //                    8-weight chunks, each dequantized once in registers and applied
 //                    to NT tokens (NT = 1, or 8 with a run-time count); grid.y covers
 //                    further groups of 8 tokens. Warp-size agnostic: a block owns
-//                    MV_ROWS rows and its warps loop over them.
+//                    MV_ROWS rows and its warps loop over them. Each lane keeps
+//                    several chunks' loads in flight, and reads activations with
+//                    16-byte loads when their rows are aligned.
 //   k_tile<B, BN..>  prefill / large batches: 128 rows x BN tokens per block; each
 //                    32-column step dequantizes the weight tile into shared memory
 //                    (f32) and stages the activations beside it; 8x8 or 4x4 outputs
@@ -38,8 +40,43 @@ KQ_DEV void store_out(const MambaMatmulParams& p, int r, int t, float s) {
     *yp = p.accumulate ? *yp + s : s;
 }
 
+// The 8 activations x[0..8): two 16-byte loads when `vec` (x and the row stride
+// 16-byte aligned, c a multiple of 8), else eight 4-byte ones. With the vector loads
+// a warp's activation reads are 2 instructions over 32 whole sectors instead of 8
+// instructions each touching 32 sectors: activations, not weights, bound the
+// matvec's L1 traffic once several tokens share each weight chunk.
+KQ_DEV void load_x8(const float* x, bool vec, float* v) {
+    if (vec) {
+        const float4 a = reinterpret_cast<const float4*>(x)[0];
+        const float4 b = reinterpret_cast<const float4*>(x)[1];
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+        v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    } else {
+#pragma unroll
+        for (int i = 0; i < KQ_CH; i++) v[i] = x[i];
+    }
+}
+
+// acc[t] += w · x_t over one 8-weight chunk at column c, for the nt live tokens.
+template <int NT>
+KQ_DEV void chunk_fma(const float* w, const float* x, int64_t ldx, int c, int nt, bool vec, float* acc) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+            float xv[KQ_CH];
+            load_x8(x + int64_t(t) * ldx + c, vec, xv);
+#pragma unroll
+            for (int i = 0; i < KQ_CH; i++) acc[t] += w[i] * xv[i];
+        }
+    }
+}
+
 template <class B, int NT>
 __global__ void __launch_bounds__(MM_THREADS) k_matvec(const MambaMatmulParams p) {
+    // Chunks each lane has in flight per iteration: a warp streams one row, so its
+    // memory parallelism is what hides the latency when rows are few (out_proj,
+    // x_proj at batch 1); fewer for 8 tokens, whose activations already fill the loop.
+    constexpr int U = NT == 1 ? 4 : 2;
     const int lane = threadIdx.x % KQ_WARP, warp = threadIdx.x / KQ_WARP;
     const int nwarps = blockDim.x / KQ_WARP;
     const int t0 = blockIdx.y * NT;
@@ -47,23 +84,30 @@ __global__ void __launch_bounds__(MM_THREADS) k_matvec(const MambaMatmulParams p
     const int r_end = min(p.rows, int(blockIdx.x + 1) * MV_ROWS);
     const uint8_t* w = static_cast<const uint8_t*>(p.w);
     const float* x = p.x + int64_t(t0) * p.ldx;
+    const bool vec = ((reinterpret_cast<uintptr_t>(p.x) | uintptr_t(p.ldx) * sizeof(float)) & 15) == 0;
+    constexpr int STEP = KQ_WARP * KQ_CH;
     for (int r = blockIdx.x * MV_ROWS + warp; r < r_end; r += nwarps) {
         const uint8_t* row = w + int64_t(r) * p.row_bytes;
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
         const int full = p.cols / KQ_CH * KQ_CH;
-        for (int c = lane * KQ_CH; c < full; c += KQ_WARP * KQ_CH) {
+        int c = lane * KQ_CH;
+        // U chunks per lane per iteration, all weight loads issued before any use.
+        for (; c + (U - 1) * STEP < full; c += U * STEP) {
+            float v[U][KQ_CH];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int cu = c + u * STEP;
+                B::load(row + int64_t(cu / B::QK) * B::BYTES, (cu % B::QK) / KQ_CH, v[u]);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) chunk_fma<NT>(v[u], x, p.ldx, c + u * STEP, nt, vec, acc);
+        }
+        for (; c < full; c += STEP) {
             float v[KQ_CH];
             B::load(row + int64_t(c / B::QK) * B::BYTES, (c % B::QK) / KQ_CH, v);
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t < nt) {
-                    const float* xt = x + int64_t(t) * p.ldx + c;
-#pragma unroll
-                    for (int i = 0; i < KQ_CH; i++) acc[t] += v[i] * xt[i];
-                }
-            }
+            chunk_fma<NT>(v, x, p.ldx, c, nt, vec, acc);
         }
         // Float types only: the last partial chunk, one weight per lane.
         for (int c = full + lane; c < p.cols; c += KQ_WARP) {
@@ -185,13 +229,13 @@ int launch_matmul(const MambaMatmulParams* pp, hipStream_t s) {
         case 3: k_tile<B, 128, 8, 8><<<dim3(cdiv(p.rows, 128), cdiv(p.n, 128)), block, 0, s>>>(p); break;
         default: return MAMBA_GPU_ERR_BAD_ARGS;
     }
-    return kq_launch_status();
+    return kq_launch_status("matmul");
 }
 
 template <class B>
 int launch_embed(const MambaEmbedParams* p, hipStream_t s) {
     k_embed<B><<<dim3(p->n), dim3(MM_THREADS), 0, s>>>(*p);
-    return kq_launch_status();
+    return kq_launch_status("embed");
 }
 
 }  // namespace kq

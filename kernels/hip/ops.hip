@@ -113,8 +113,8 @@ extern "C" int mamba_rmsnorm(const MambaNormParams* p, MambaStream stream) {
     if (!p || p->rows < 0 || p->d <= 0) return MAMBA_GPU_ERR_BAD_ARGS;
     if (p->rows == 0) return 0;
     if (!p->x || !p->w || !p->out) return MAMBA_GPU_ERR_BAD_ARGS;
-    k_rmsnorm<<<dim3(p->rows), dim3(NORM_THREADS), 0, static_cast<hipStream_t>(stream)>>>(*p);
-    return kq_launch_status();
+    k_rmsnorm<<<dim3(p->rows), dim3(NORM_THREADS), 0, kq_stream(stream)>>>(*p);
+    return kq_launch_status("rmsnorm");
 }
 
 extern "C" int mamba_conv1d_silu(const MambaConvParams* p, MambaStream stream) {
@@ -122,12 +122,12 @@ extern "C" int mamba_conv1d_silu(const MambaConvParams* p, MambaStream stream) {
     if (p->n_seg == 0) return 0;
     if (!p->x || !p->out || !p->state || !p->w || !p->seg_start || !p->seg_slot) return MAMBA_GPU_ERR_BAD_ARGS;
     const dim3 grid(cdiv(p->d_inner, SEQ_THREADS), p->n_seg), block(SEQ_THREADS);
-    hipStream_t s = static_cast<hipStream_t>(stream);
+    hipStream_t s = kq_stream(stream);
     if (p->k == 4)
         k_conv1d_silu<4><<<grid, block, 0, s>>>(*p);
     else
         k_conv1d_silu<0><<<grid, block, 0, s>>>(*p);
-    return kq_launch_status();
+    return kq_launch_status("conv1d_silu");
 }
 
 extern "C" int mamba_selective_scan(const MambaScanParams* p, MambaStream stream) {
@@ -137,10 +137,10 @@ extern "C" int mamba_selective_scan(const MambaScanParams* p, MambaStream stream
         !p->seg_slot)
         return MAMBA_GPU_ERR_BAD_ARGS;
     const dim3 grid(cdiv(p->d_inner, SEQ_THREADS), p->n_seg), block(SEQ_THREADS);
-    hipStream_t s = static_cast<hipStream_t>(stream);
+    hipStream_t s = kq_stream(stream);
     if (p->d_state <= 16)
         k_scan<16><<<grid, block, 0, s>>>(*p);
     else
         k_scan<64><<<grid, block, 0, s>>>(*p);
-    return kq_launch_status();
+    return kq_launch_status("selective_scan");
 }

@@ -139,6 +139,13 @@ int mamba_gpu_synchronize(void);
 int mamba_gpu_mem_info(size_t* free_bytes, size_t* total_bytes);
 int mamba_gpu_host_alloc(void** ptr, size_t bytes);  // pinned host memory
 int mamba_gpu_host_free(void* ptr);
+// Graphs: between begin and end this thread's launches are recorded, not run; end
+// returns an executable graph that graph_launch replays (on this thread's graph
+// stream, ordered with default-stream copies) and graph_destroy frees.
+int mamba_gpu_capture_begin(void);
+int mamba_gpu_capture_end(void** exec);
+int mamba_gpu_graph_launch(void* exec);
+int mamba_gpu_graph_destroy(void* exec);
 
 #ifdef __cplusplus
 }

@@ -97,3 +97,60 @@ extern "C" int mamba_gpu_host_alloc(void** ptr, size_t bytes) {
 }
 
 extern "C" int mamba_gpu_host_free(void* ptr) { return status(hipHostFree(ptr)); }
+
+// ---- graphs: a forward pass recorded once and replayed -----------------------------
+// Decoding launches the same ~7 kernels per layer every step with the same
+// arguments (only the token ids and the states, in device memory, change): replaying
+// a recorded graph costs one launch instead of hundreds. The capturing stream is
+// created with default flags (a blocking stream), so the default-stream copies
+// before and after a replay stay ordered with it, as they are with direct launches.
+
+thread_local hipStream_t kq_capture_stream = nullptr;
+static thread_local hipStream_t t_graph_stream = nullptr;
+
+static hipError_t graph_stream(hipStream_t* s) {
+    if (!t_graph_stream) {
+        const hipError_t e = hipStreamCreate(&t_graph_stream);
+        if (e != hipSuccess) {
+            t_graph_stream = nullptr;
+            return e;
+        }
+    }
+    *s = t_graph_stream;
+    return hipSuccess;
+}
+
+extern "C" int mamba_gpu_capture_begin(void) {
+    if (kq_capture_stream) return MAMBA_GPU_ERR_BAD_ARGS;  // already capturing
+    hipStream_t s;
+    hipError_t e = graph_stream(&s);
+    if (e == hipSuccess) e = hipStreamBeginCapture(s, hipStreamCaptureModeThreadLocal);
+    if (e == hipSuccess) kq_capture_stream = s;
+    return status(e);
+}
+
+extern "C" int mamba_gpu_capture_end(void** exec) {
+    *exec = nullptr;
+    if (!kq_capture_stream) return MAMBA_GPU_ERR_BAD_ARGS;
+    hipGraph_t g = nullptr;
+    hipError_t e = hipStreamEndCapture(kq_capture_stream, &g);
+    kq_capture_stream = nullptr;
+    if (e == hipSuccess) {
+        hipGraphExec_t x = nullptr;
+        e = hipGraphInstantiate(&x, g, nullptr, nullptr, 0);
+        if (e == hipSuccess) *exec = x;
+    }
+    if (g) (void)hipGraphDestroy(g);
+    return status(e);
+}
+
+extern "C" int mamba_gpu_graph_launch(void* exec) {
+    hipStream_t s;
+    hipError_t e = graph_stream(&s);
+    if (e == hipSuccess) e = hipGraphLaunch(static_cast<hipGraphExec_t>(exec), s);
+    return status(e);
+}
+
+extern "C" int mamba_gpu_graph_destroy(void* exec) {
+    return status(hipGraphExecDestroy(static_cast<hipGraphExec_t>(exec)));
+}

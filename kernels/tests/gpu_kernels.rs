@@ -77,6 +77,16 @@ fn test_cols(ty: QuantType) -> usize {
     }
 }
 
+/// Rows long enough for the matvec's unrolled main loop (4 chunks of 8 per lane,
+/// 64-lane warps included) plus a remainder, still odd for the float types.
+fn long_cols(ty: QuantType) -> usize {
+    if ty.block_size() == 1 {
+        2101
+    } else {
+        ty.block_size() * (2100 / ty.block_size() + 1)
+    }
+}
+
 #[test]
 fn without_gpu_support_calls_say_so() {
     if gpu::platform().is_none() {
@@ -97,8 +107,11 @@ fn matmul_matches_dot_ref_for_every_type_and_kernel() {
     let Some(_) = gpu::test_device() else { return };
     let mut rng = Rng(1);
     for ty in QuantType::ALL {
-        let cols = test_cols(ty);
-        for rows in [37usize, 600] {
+        for (cols, rows) in [
+            (test_cols(ty), 37usize),
+            (test_cols(ty), 600),
+            (long_cols(ty), 37),
+        ] {
             let w_bytes = random_matrix(ty, rows, cols, &mut rng);
             let view = WeightView::new(ty, rows, cols, &w_bytes).unwrap();
             let w = DeviceWeight::upload(&view, "test weight").unwrap();
@@ -112,8 +125,20 @@ fn matmul_matches_dot_ref_for_every_type_and_kernel() {
                     o
                 })
                 .collect();
-            for n in [1usize, 3, 8, 13, 40, 130] {
-                let (ldx, ldy) = (cols + 5, rows + 3);
+            // An odd row stride (scalar activation loads) and a 16-byte-aligned one
+            // (vector loads), with every token count's kernel.
+            let aligned = cols.next_multiple_of(4) + 4;
+            for (n, ldx) in [
+                (1usize, cols + 5),
+                (1, aligned),
+                (3, cols + 5),
+                (8, aligned),
+                (13, aligned),
+                (13, cols + 5),
+                (40, cols + 5),
+                (130, aligned),
+            ] {
+                let ldy = rows + 3;
                 let x = rng.vec(n * ldx, -1.0, 1.0);
                 let y0 = rng.vec(n * ldy, -1.0, 1.0);
                 let x_d = DeviceBuffer::from_slice(&x, "x").unwrap();
@@ -157,8 +182,9 @@ fn matmul_matches_dot_ref_for_every_type_and_kernel() {
                                 };
                             }
                         }
-                        let what =
-                            format!("matmul {ty} {rows}x{cols} n={n} {kernel:?} acc={accumulate}");
+                        let what = format!(
+                            "matmul {ty} {rows}x{cols} n={n} ldx={ldx} {kernel:?} acc={accumulate}"
+                        );
                         assert_close(&y_d.to_vec().unwrap(), &want, scale, 1e-5, &what);
                     }
                 }

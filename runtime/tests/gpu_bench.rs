@@ -58,6 +58,11 @@ fn gpu_bench() {
     let name = std::path::Path::new(&path)
         .file_name()
         .map_or(path.clone(), |f| f.to_string_lossy().into_owned());
+    let name = if std::env::var("MAMBA_GPU_GRAPHS").is_ok_and(|v| v == "0") {
+        format!("{name} (MAMBA_GPU_GRAPHS=0)")
+    } else {
+        name
+    };
     let t = Instant::now();
     let gpu = GpuModel::upload(&model, dev).unwrap();
     let info = gpu.device_info();
@@ -115,6 +120,7 @@ fn gpu_bench() {
         }
         let decode_s = t1.elapsed().as_secs_f64();
         sample(&gpu);
+        eprintln!("batch {b}: decode graph replay: {:?}", batch.graph_status());
         let peak_own = gpu.peak_memory_used();
         drop(batch);
         let total = prefill_s + decode_s;

@@ -182,11 +182,18 @@ fn gpu_batch_matches_single_sequences_with_chunked_prefill() {
     let refs: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
     let mut batch = GpuBatch::new(&gpu, prompts.len()).unwrap();
     let got = batch.prefill(&refs).unwrap().to_vec();
-    let steps = [[1u32, 2, 3, 4], [5, 6, 7, 8]];
+    // Decode steps replay the first one's recorded graph (new tokens each time).
+    let steps = [[1u32, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]];
     let got_steps: Vec<Vec<f32>> = steps
         .iter()
         .map(|s| batch.step(s).unwrap().to_vec())
         .collect();
+    let graphs = std::env::var("MAMBA_GPU_GRAPHS").map_or(true, |v| v != "0");
+    assert_eq!(
+        batch.graph_status(),
+        Ok(graphs),
+        "decode steps replay a graph"
+    );
     for (i, p) in prompts.iter().enumerate() {
         let mut s = Session::new(&model);
         let e = rel_err(&got[i * v..(i + 1) * v], s.prefill(p).unwrap());
@@ -199,7 +206,7 @@ fn gpu_batch_matches_single_sequences_with_chunked_prefill() {
             let e = rel_err(&got_steps[k][i * v..(i + 1) * v], s.step(st[i]).unwrap());
             assert!(e <= TOL, "step {k} of sequence {i}: error {e:e}");
         }
-        assert_eq!(batch.n_tokens(i), p.len() as u64 + 2);
+        assert_eq!(batch.n_tokens(i), (p.len() + steps.len()) as u64);
     }
 }
 

@@ -163,6 +163,10 @@ c_api! {
     fn mamba_gpu_mem_info(free_bytes: *mut usize, total_bytes: *mut usize) -> c_int = NOT_COMPILED;
     fn mamba_gpu_host_alloc(ptr: *mut *mut c_void, bytes: usize) -> c_int = NOT_COMPILED;
     fn mamba_gpu_host_free(ptr: *mut c_void) -> c_int = NOT_COMPILED;
+    fn mamba_gpu_capture_begin() -> c_int = NOT_COMPILED;
+    fn mamba_gpu_capture_end(exec: *mut *mut c_void) -> c_int = NOT_COMPILED;
+    fn mamba_gpu_graph_launch(exec: *mut c_void) -> c_int = NOT_COMPILED;
+    fn mamba_gpu_graph_destroy(exec: *mut c_void) -> c_int = NOT_COMPILED;
 }
 
 #[cfg(test)]

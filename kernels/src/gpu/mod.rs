@@ -11,7 +11,8 @@
 //!   [`allocated_bytes`] and [`peak_allocated_bytes`]), [`DeviceWeight`] (a matrix
 //!   in its stored quantized layout);
 //! - kernels: [`matmul`], [`embed`], [`rmsnorm`], [`conv1d_silu`],
-//!   [`selective_scan`], each checked against its scalar reference in `tests/gpu_*.rs`.
+//!   [`selective_scan`], each checked against its scalar reference in `tests/gpu_*.rs`;
+//! - [`Graph`]: a recorded sequence of launches, replayed with one launch.
 //!
 //! Device calls act on the calling thread's current device ([`set_device`]).
 //! Launches go to the default stream, in order; copies to and from the host wait
@@ -19,9 +20,11 @@
 
 mod buffer;
 pub mod ffi;
+mod graph;
 mod ops;
 
 pub use buffer::{allocated_bytes, peak_allocated_bytes, reset_peak, DeviceBuffer};
+pub use graph::Graph;
 pub use ops::{
     conv1d_silu, embed, matmul, rmsnorm, selective_scan, ConvArgs, DeviceWeight, Mat, MatMut,
     MatmulArgs, MatmulKernel, NormArgs, RowSelect, ScanArgs, SegTable, StateMut,

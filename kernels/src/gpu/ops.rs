@@ -274,6 +274,12 @@ impl SegTable {
         self.slots_needed
     }
 
+    /// Where the table lives on the device. Kernels recorded in a [`super::Graph`]
+    /// read it there, so such a graph is valid only while this stays the same.
+    pub fn device_addr(&self) -> usize {
+        self.starts() as usize
+    }
+
     fn starts(&self) -> *const i32 {
         self.buf.ptr_at(0, 0).unwrap_or(null())
     }

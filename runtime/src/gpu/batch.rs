@@ -10,7 +10,7 @@ use crate::state::State;
 use mamba_kernels::gpu::{
     self, ConvArgs, DeviceBuffer, DeviceWeight, Mat, MatMut, MatmulArgs, MatmulKernel, NormArgs,
 };
-use mamba_kernels::gpu::{RowSelect, ScanArgs, SegTable, StateMut};
+use mamba_kernels::gpu::{Graph, RowSelect, ScanArgs, SegTable, StateMut};
 
 /// Most tokens (all sequences together) in one forward call while prefilling:
 /// bounds the activation buffers (about `PREFILL_TOKENS × 6 d_inner × 4` bytes).
@@ -34,6 +34,8 @@ enum Want {
 struct Scratch {
     cap_tokens: usize,
     cap_rows: usize,
+    /// Bumped whenever a buffer is reallocated (recorded graphs hold the old ones).
+    generation: u64,
     tokens: DeviceBuffer<u32>, // (T)
     resid: DeviceBuffer<f32>,  // (T, d_model), fp32 residual stream
     xn: DeviceBuffer<f32>,     // (T, d_model)
@@ -52,6 +54,7 @@ impl Scratch {
         Scratch {
             cap_tokens: 0,
             cap_rows: 0,
+            generation: 0,
             tokens: DeviceBuffer::empty(),
             resid: e(),
             xn: e(),
@@ -95,6 +98,7 @@ impl Scratch {
             self.dt = alloc(t * di, &what("dt"))?;
             self.y = alloc(t * di, &what("scan"))?;
             self.cap_tokens = t;
+            self.generation += 1;
         }
         if rows > self.cap_rows {
             self.cap_rows = 0;
@@ -103,6 +107,7 @@ impl Scratch {
             self.fin = alloc(rows * d, &format!("final norm for {rows} rows"))?;
             self.logits = alloc(rows * c.vocab_size, &format!("logits for {rows} rows"))?;
             self.cap_rows = rows;
+            self.generation += 1;
         }
         Ok(())
     }
@@ -119,6 +124,30 @@ pub struct GpuBatch<'m> {
     scratch: Scratch,
     segs: SegTable,
     logits: Vec<f32>,
+    /// The last decode step's kernels, recorded for replay.
+    graph: Option<StepGraph>,
+    /// Why recording failed, if it did (decoding then launches kernel by kernel).
+    graph_error: Option<String>,
+}
+
+/// A recorded decode step and what it was recorded for: the same sequences, one
+/// token each, the same device buffers.
+struct StepGraph {
+    key: GraphKey,
+    graph: Graph,
+}
+
+#[derive(PartialEq, Eq)]
+struct GraphKey {
+    slots: Vec<usize>,
+    scratch_generation: u64,
+    segs_addr: usize,
+}
+
+/// Decode steps replay a recorded graph unless `MAMBA_GPU_GRAPHS=0` (to compare).
+fn graphs_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MAMBA_GPU_GRAPHS").map_or(true, |v| v != "0"))
 }
 
 impl<'m> GpuBatch<'m> {
@@ -139,6 +168,8 @@ impl<'m> GpuBatch<'m> {
             scratch: Scratch::new(),
             segs: SegTable::new(),
             logits: Vec::new(),
+            graph: None,
+            graph_error: None,
         })
     }
 
@@ -165,6 +196,16 @@ impl<'m> GpuBatch<'m> {
     /// Tokens fed to sequence `i` so far.
     pub fn n_tokens(&self, i: usize) -> u64 {
         self.n_tokens[i]
+    }
+
+    /// Whether decode steps replay a recorded graph: `Ok(true)` once one is
+    /// recorded, `Ok(false)` before the first step or with `MAMBA_GPU_GRAPHS=0`,
+    /// `Err(why)` if recording failed (steps then launch kernel by kernel).
+    pub fn graph_status(&self) -> std::result::Result<bool, &str> {
+        match &self.graph_error {
+            Some(e) => Err(e),
+            None => Ok(self.graph.is_some()),
+        }
     }
 
     /// Back to empty sequences.
@@ -314,15 +355,55 @@ impl<'m> GpuBatch<'m> {
     /// One forward call: segment `s` feeds `chunks[s]` to sequence `slots[s]`.
     /// Returns the number of logits rows left in `scratch.logits`.
     fn forward(&mut self, slots: &[usize], chunks: &[&[u32]], want: Want) -> Result<usize> {
-        let m = self.model;
-        let c = &m.config;
-        let (d, di, n, r, k) = (c.d_model, c.d_inner, c.d_state, c.dt_rank, c.d_conv);
-        let (b, ldbc, eps) = (self.n, r + 2 * n, c.rms_norm_eps as f32);
         let lens: Vec<usize> = chunks.iter().map(|t| t.len()).collect();
         let t: usize = lens.iter().sum();
         let rows = match want {
             Want::None => 0,
             Want::Last => chunks.len(),
+            Want::All => t,
+        };
+        self.segs.set(&lens, slots).map_err(dev_err)?;
+        self.scratch.ensure(self.model, t, rows)?;
+        let flat: Vec<u32> = chunks.concat();
+        self.scratch.tokens.upload(0, &flat).map_err(dev_err)?;
+        // A decode step (one token per sequence) repeats the last one's launches
+        // exactly: replay them when recorded for these sequences and buffers.
+        let decode = want == Want::Last && t == slots.len() && graphs_enabled();
+        if decode && self.graph_error.is_none() {
+            let key = GraphKey {
+                slots: slots.to_vec(),
+                scratch_generation: self.scratch.generation,
+                segs_addr: self.segs.device_addr(),
+            };
+            if self.graph.as_ref().is_none_or(|g| g.key != key) {
+                self.graph = None;
+                match Graph::capture(|| self.launch_forward(t, want)) {
+                    Ok(((), graph)) => self.graph = Some(StepGraph { key, graph }),
+                    Err(e) => self.graph_error = Some(e.to_string()),
+                }
+            }
+        }
+        match self.graph.as_ref().filter(|_| decode) {
+            Some(g) => g.graph.launch().map_err(dev_err)?,
+            None => self.launch_forward(t, want)?,
+        }
+        for (&slot, &len) in slots.iter().zip(&lens) {
+            self.n_tokens[slot] += len as u64;
+        }
+        Ok(rows)
+    }
+
+    /// Launches the forward pass over the `t` tokens already in `scratch.tokens`,
+    /// segmented as `segs` says: device work only (no copies, no allocations), so
+    /// that it can be recorded as a graph.
+    fn launch_forward(&mut self, t: usize, want: Want) -> Result<()> {
+        let m = self.model;
+        let c = &m.config;
+        let (d, di, n, r, k) = (c.d_model, c.d_inner, c.d_state, c.dt_rank, c.d_conv);
+        let (b, ldbc, eps) = (self.n, r + 2 * n, c.rms_norm_eps as f32);
+        let rows = match want {
+            Want::None => 0,
+            Want::Last => self.segs.n_seg(),
             Want::All => t,
         };
         let Self {
@@ -332,10 +413,6 @@ impl<'m> GpuBatch<'m> {
             segs,
             ..
         } = self;
-        segs.set(&lens, slots).map_err(dev_err)?;
-        s.ensure(m, t, rows)?;
-        let flat: Vec<u32> = chunks.concat();
-        s.tokens.upload(0, &flat).map_err(dev_err)?;
 
         // ── embedding ─────────────────────────────────────────────────────────
         gpu::embed(
@@ -430,12 +507,9 @@ impl<'m> GpuBatch<'m> {
                 true,
             )?;
         }
-        for (&slot, &len) in slots.iter().zip(&lens) {
-            self.n_tokens[slot] += len as u64;
-        }
         // ── final norm and logits ─────────────────────────────────────────────
         let select = match want {
-            Want::None => return Ok(0),
+            Want::None => return Ok(()),
             Want::Last => RowSelect::SegmentLast(&self.segs),
             Want::All => RowSelect::All(t),
         };
@@ -456,7 +530,7 @@ impl<'m> GpuBatch<'m> {
             None,
             false,
         )?;
-        Ok(rows)
+        Ok(())
     }
 }
 

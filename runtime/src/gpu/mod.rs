@@ -58,6 +58,12 @@ pub(crate) fn dev_err(e: GpuError) -> RuntimeError {
     RuntimeError::Device(e.to_string())
 }
 
+impl From<GpuError> for RuntimeError {
+    fn from(e: GpuError) -> RuntimeError {
+        dev_err(e)
+    }
+}
+
 /// One layer's tensors on the device.
 pub(crate) struct GpuLayer {
     pub norm: DeviceBuffer<f32>,
