@@ -207,10 +207,22 @@ pub struct Limits {
 impl Options {
     /// Reads the sampling options common to completions and chat completions;
     /// `default_max` applies when neither `max_tokens` nor `max_completion_tokens`
-    /// is given.
-    pub fn read(f: &Fields<'_>, limits: Limits, default_max: usize) -> Result<Options, ApiError> {
+    /// is given. `echo`: the request echoes its prompt, so `max_tokens` may be 0
+    /// (score the prompt, generate nothing: what evaluation harnesses send).
+    pub fn read(
+        f: &Fields<'_>,
+        limits: Limits,
+        default_max: usize,
+        echo: bool,
+    ) -> Result<Options, ApiError> {
         let lim = limits.max_tokens as u64;
-        let max_tokens = match f.opt_int_in("max_tokens", 1, lim)? {
+        if !echo && f.get("max_tokens").and_then(Value::as_u64) == Some(0) {
+            return Err(ApiError::param(
+                "max_tokens",
+                "`max_tokens` may be 0 only with `echo`: true (to score the prompt)",
+            ));
+        }
+        let max_tokens = match f.opt_int_in("max_tokens", u64::from(!echo), lim)? {
             Some(n) => n,
             None => f.int_in(
                 "max_completion_tokens",
@@ -335,7 +347,7 @@ mod tests {
             max_tokens: 100,
             max_n: 4,
         };
-        Options::read(&Fields::object(&v).unwrap(), limits, 16)
+        Options::read(&Fields::object(&v).unwrap(), limits, 16, false)
     }
 
     #[test]

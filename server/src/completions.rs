@@ -3,7 +3,7 @@
 
 use crate::api::{now_unix, ApiError, Fields, Options, MAX_LOGPROBS};
 use crate::routes::{AppState, JsonBody};
-use crate::scheduler::{Event, FinishReason, Job, SubmitError, TokenLogprob};
+use crate::scheduler::{Event, FinishReason, Job, PromptLogprobs, SubmitError, TokenLogprob};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
@@ -38,6 +38,14 @@ struct Reply {
     logprobs: bool,
     /// Whether a stream ends with a `usage` chunk.
     include_usage: bool,
+}
+
+impl Reply {
+    /// Whether the prompt's tokens are scored too: a completion that echoes its
+    /// prompt with log-probabilities lists the prompt's tokens first.
+    fn prompt_logprobs(&self) -> bool {
+        self.kind == Kind::Completion && self.echo.is_some() && self.logprobs
+    }
 }
 
 impl Reply {
@@ -165,9 +173,9 @@ pub async fn completions(
     let f = Fields::object(&body)?;
     check_model(&app, &f)?;
     let (prompt, prompt_text) = read_prompt(&app, &f)?;
-    let opts = Options::read(&f, app.limits, 16)?;
-    let logprobs = f.opt_int_in("logprobs", 0, MAX_LOGPROBS)?;
     let echo = f.bool("echo", false)?;
+    let opts = Options::read(&f, app.limits, 16, echo)?;
+    let logprobs = f.opt_int_in("logprobs", 0, MAX_LOGPROBS)?;
     let reply = Reply {
         echo: echo.then_some(prompt_text),
         ..Reply::new(
@@ -217,7 +225,7 @@ pub async fn chat_completions(
     if prompt.is_empty() {
         return Err(ApiError::param("messages", "the rendered prompt is empty"));
     }
-    let opts = Options::read(&f, app.limits, app.limits.max_tokens)?;
+    let opts = Options::read(&f, app.limits, app.limits.max_tokens, false)?;
     let logprobs = if f.bool("logprobs", false)? {
         Some(f.int_in("top_logprobs", 0, 0, MAX_LOGPROBS)? as usize)
     } else {
@@ -280,6 +288,7 @@ async fn run(
         max_tokens: opts.max_tokens,
         stop: opts.stop,
         logprobs,
+        prompt_logprobs: reply.prompt_logprobs(),
         ignore_eos: opts.ignore_eos,
         deadline: arrived + app.timeout,
         arrived,
@@ -327,9 +336,11 @@ fn scheduler_gone() -> ApiError {
 
 async fn collect(mut rx: UnboundedReceiver<Event>, reply: Reply) -> Result<Value, ApiError> {
     let mut choices: Vec<Choice> = (0..reply.n).map(|_| Choice::default()).collect();
+    let mut prompt_lps = None;
     while choices.iter().any(|c| c.finish.is_none()) {
         match rx.recv().await.ok_or_else(scheduler_gone)? {
             Event::Admitted { .. } => {}
+            Event::PromptLogprobs(p) => prompt_lps = Some(p),
             Event::Token {
                 choice,
                 text,
@@ -364,9 +375,9 @@ async fn collect(mut rx: UnboundedReceiver<Event>, reply: Reply) -> Result<Value
             match reply.kind {
                 Kind::Completion => {
                     let echo = reply.echo.as_deref().unwrap_or("");
-                    let logprobs = reply
-                        .logprobs
-                        .then(|| legacy_logprobs(&c.logprobs, echo.chars().count()));
+                    let logprobs = reply.logprobs.then(|| {
+                        legacy_logprobs(prompt_lps.as_ref(), &c.logprobs, echo.chars().count())
+                    });
                     json!({"text": format!("{echo}{}", c.text), "index": i,
                            "logprobs": logprobs, "finish_reason": finish})
                 }
@@ -395,20 +406,39 @@ fn usage(prompt: usize, completion: usize) -> Value {
 }
 
 /// The legacy completions shape; `text_offset` counts characters from the start
-/// of the returned text (`offset` = the echoed prompt's length).
-fn legacy_logprobs(lps: &[TokenLogprob], mut offset: usize) -> Value {
-    let mut text_offset = Vec::with_capacity(lps.len());
-    for lp in lps {
-        text_offset.push(offset);
-        offset += lp.token.chars().count();
+/// of the returned text (`offset` = the echoed prompt's length, where generated
+/// tokens start). Scored prompt tokens come first, from offset 0, the first one
+/// with `null` log-probabilities (nothing precedes it), as OpenAI's API does.
+fn legacy_logprobs(prompt: Option<&PromptLogprobs>, lps: &[TokenLogprob], offset: usize) -> Value {
+    // (token, its log-probability, the alternatives, its offset); None: the first
+    // prompt token's null entries.
+    let mut rows: Vec<(&str, Option<&TokenLogprob>, usize)> = Vec::new();
+    if let Some(p) = prompt {
+        rows.push((&p.first, None, 0));
+        let mut at = p.first.chars().count();
+        for lp in &p.rest {
+            rows.push((&lp.token, Some(lp), at));
+            at += lp.token.chars().count();
+        }
     }
+    let mut at = offset;
+    for lp in lps {
+        rows.push((&lp.token, Some(lp), at));
+        at += lp.token.chars().count();
+    }
+    let top = |lp: &TokenLogprob| {
+        Value::Object(
+            lp.top
+                .iter()
+                .map(|(t, p)| (t.clone(), json!(p)))
+                .collect::<Map<_, _>>(),
+        )
+    };
     json!({
-        "tokens": lps.iter().map(|l| l.token.clone()).collect::<Vec<_>>(),
-        "token_logprobs": lps.iter().map(|l| l.logprob).collect::<Vec<_>>(),
-        "top_logprobs": lps.iter().map(|l| {
-            l.top.iter().map(|(t, p)| (t.clone(), json!(p))).collect::<Map<_, _>>()
-        }).collect::<Vec<_>>(),
-        "text_offset": text_offset,
+        "tokens": rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "token_logprobs": rows.iter().map(|r| r.1.map(|l| l.logprob)).collect::<Vec<_>>(),
+        "top_logprobs": rows.iter().map(|r| r.1.map(top)).collect::<Vec<_>>(),
+        "text_offset": rows.iter().map(|r| r.2).collect::<Vec<_>>(),
     })
 }
 
@@ -445,8 +475,9 @@ impl Streamer {
         let finish = finish.map(FinishReason::as_str);
         let (object, c) = match self.reply.kind {
             Kind::Completion => {
-                let logprobs =
-                    lp.map(|l| legacy_logprobs(std::slice::from_ref(l), self.sent_chars[choice]));
+                let logprobs = lp.map(|l| {
+                    legacy_logprobs(None, std::slice::from_ref(l), self.sent_chars[choice])
+                });
                 (
                     "text_completion",
                     json!({"text": text, "index": choice,
@@ -494,6 +525,8 @@ impl Streamer {
                 for i in 0..self.reply.n {
                     let first = match (self.reply.kind, &self.reply.echo) {
                         (Kind::Chat, _) => Some(self.chat_role_chunk(i)),
+                        // A scored prompt's echo waits for its log-probabilities.
+                        (Kind::Completion, Some(_)) if self.reply.prompt_logprobs() => None,
                         (Kind::Completion, Some(echo)) => {
                             let c = self.chunk(i, echo, None, None);
                             self.sent_chars[i] += echo.chars().count();
@@ -502,6 +535,21 @@ impl Streamer {
                         _ => None,
                     };
                     self.out.extend(first);
+                }
+            }
+            Some(Event::PromptLogprobs(p)) => {
+                let echo = self.reply.echo.clone().unwrap_or_default();
+                for i in 0..self.reply.n {
+                    let lps = legacy_logprobs(Some(&p), &[], 0);
+                    let c = json!({"text": echo, "index": i, "logprobs": lps,
+                                   "finish_reason": null});
+                    self.out.push_back(
+                        json!({"id": self.reply.id, "object": "text_completion",
+                               "created": self.reply.created, "model": self.reply.model,
+                               "choices": [c]})
+                        .to_string(),
+                    );
+                    self.sent_chars[i] += echo.chars().count();
                 }
             }
             Some(Event::Token {

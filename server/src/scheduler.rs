@@ -30,6 +30,11 @@ use tokio::sync::mpsc::UnboundedSender;
 /// stream.
 const PREFILL_TOKENS: usize = PREFILL_CHUNK;
 
+/// Most prompt tokens scored (logits for every token) per step, over all jobs
+/// with `prompt_logprobs`: bounds the logits buffer (this many rows of the
+/// vocabulary) and the step's extra time.
+const SCORED_TOKENS: usize = 256;
+
 /// Prefill stops at every multiple of this many prompt tokens and caches the
 /// state there, so that prompts sharing a long prefix (a document asked another
 /// question, a long system prompt) resume from the last checkpoint before they
@@ -66,6 +71,16 @@ pub struct TokenLogprob {
     pub top: Vec<(String, f32)>,
 }
 
+/// Log-probabilities of a prompt's tokens, each given the tokens before it (the
+/// first token has none: nothing precedes it).
+#[derive(Clone, Debug)]
+pub struct PromptLogprobs {
+    /// The first token's text.
+    pub first: String,
+    /// Every later token.
+    pub rest: Vec<TokenLogprob>,
+}
+
 /// What the scheduler tells a request.
 #[derive(Debug)]
 pub enum Event {
@@ -74,6 +89,9 @@ pub enum Event {
         /// Prompt tokens taken from the cache.
         cached: usize,
     },
+    /// The prompt's log-probabilities (jobs with `prompt_logprobs`), once the
+    /// prompt is fed and before any token.
+    PromptLogprobs(PromptLogprobs),
     /// A token of choice `choice`, with the text it releases (possibly empty: held
     /// back as an incomplete character or a possible stop string).
     Token {
@@ -118,6 +136,10 @@ pub struct Job {
     pub stop: Vec<String>,
     /// Alternatives per token to report with log-probabilities; `None`: none.
     pub logprobs: Option<usize>,
+    /// Whether the prompt's tokens get log-probabilities too (`echo` with
+    /// `logprobs`). Such a prompt is fed from the start, bypassing the state
+    /// cache, which keeps no per-token logits.
+    pub prompt_logprobs: bool,
     /// Whether end-of-sequence is generated as an ordinary token instead of
     /// ending the choice.
     pub ignore_eos: bool,
@@ -226,6 +248,8 @@ struct Running {
     job: Job,
     phase: Phase,
     first_token_seen: bool,
+    /// Log-probabilities of the prompt's tokens so far (`prompt_logprobs`).
+    prompt_lps: Vec<TokenLogprob>,
 }
 
 /// Which sequence a row of the forward call's logits belongs to.
@@ -368,7 +392,11 @@ impl Scheduler {
             self.queued.fetch_sub(1, Relaxed);
             let m = &self.metrics;
             m.prompt_tokens.fetch_add(job.prompt.len() as u64, Relaxed);
-            let hit = self.cache.lookup(&job.prompt);
+            let hit = if job.prompt_logprobs {
+                None
+            } else {
+                self.cache.lookup(&job.prompt)
+            };
             let cached = hit.as_ref().map_or(0, |h| h.len);
             if cached > 0 {
                 m.cache_hits.fetch_add(1, Relaxed);
@@ -381,6 +409,7 @@ impl Scheduler {
                 job,
                 phase: Phase::Decode(Vec::new()),
                 first_token_seen: false,
+                prompt_lps: Vec::new(),
             };
             match hit {
                 // The whole prompt is cached: its logits are the ones to sample from.
@@ -406,13 +435,84 @@ impl Scheduler {
         }
     }
 
+    /// Feeds the next chunk of each prompt that is scored (`prompt_logprobs`), in
+    /// a forward call of its own that computes logits for every token, so the
+    /// other sequences' call keeps computing only the last ones.
+    fn prefill_scored(&mut self) {
+        let mut budget = SCORED_TOKENS;
+        let v = self.model.vocab_size();
+        let mut logits = Vec::new();
+        for ri in 0..self.running.len() {
+            let r = &mut self.running[ri];
+            let Phase::Prefill { state, pos } = &mut r.phase else {
+                continue;
+            };
+            if !r.job.prompt_logprobs || budget == 0 {
+                continue;
+            }
+            let prompt = &r.job.prompt;
+            let take = (prompt.len() - *pos).min(budget);
+            budget -= take;
+            let mut seg = [Segment {
+                state,
+                tokens: &prompt[*pos..*pos + take],
+            }];
+            let result =
+                self.model
+                    .forward(&mut seg, LogitsWanted::All, &mut self.scratch, &mut logits);
+            if let Err(e) = result {
+                send(
+                    &r.job,
+                    Event::Error {
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        message: e.to_string(),
+                    },
+                );
+                r.phase = Phase::Decode(Vec::new());
+                continue;
+            }
+            // Row i follows token pos + i and scores token pos + i + 1; the last
+            // row of the whole prompt scores what comes after it (sampled below).
+            let alternatives = r.job.logprobs.unwrap_or(0);
+            for i in 0..take {
+                if let Some(&t) = prompt.get(*pos + i + 1) {
+                    let row = &logits[i * v..(i + 1) * v];
+                    r.prompt_lps
+                        .push(logprob_of(&self.model, row, t, alternatives));
+                }
+            }
+            *pos += take;
+            if *pos < prompt.len() {
+                continue;
+            }
+            let Phase::Prefill { state, .. } =
+                std::mem::replace(&mut r.phase, Phase::Decode(Vec::new()))
+            else {
+                unreachable!("matched above")
+            };
+            let last = &logits[(take - 1) * v..take * v];
+            let first = token_text(&self.model, r.job.prompt[0]);
+            let rest = std::mem::take(&mut r.prompt_lps);
+            send(
+                &r.job,
+                Event::PromptLogprobs(PromptLogprobs { first, rest }),
+            );
+            self.cache.insert(&r.job.prompt, &state, last);
+            start_decode(&self.model, r, state, last, &self.metrics);
+        }
+        self.running.retain(|r| !is_finished(r));
+    }
+
     fn forward_and_sample(&mut self) {
+        self.prefill_scored();
         let mut budget = PREFILL_TOKENS;
         let mut segs = Vec::new();
         let mut owners = Vec::new();
         for (ri, r) in self.running.iter_mut().enumerate() {
             let Running { job, phase, .. } = r;
             match phase {
+                // Fed by prefill_scored.
+                Phase::Prefill { .. } if job.prompt_logprobs => {}
                 Phase::Decode(seqs) => {
                     for (si, s) in seqs.iter_mut().enumerate() {
                         segs.push(Segment {
@@ -440,6 +540,9 @@ impl Scheduler {
                     });
                 }
             }
+        }
+        if segs.is_empty() {
+            return;
         }
         let mut logits = std::mem::take(&mut self.logits);
         let result = self.model.forward(
@@ -538,6 +641,22 @@ fn timeout_error() -> Event {
 /// per choice and samples each one's first token.
 fn start_decode(model: &Model, r: &mut Running, state: State, logits: &[f32], metrics: &Metrics) {
     let job = &r.job;
+    if job.max_tokens == 0 {
+        // Only the prompt was asked for (echo, scoring): every choice ends here.
+        for choice in 0..job.n {
+            send(
+                job,
+                Event::Done {
+                    choice,
+                    reason: FinishReason::Length,
+                    text: String::new(),
+                    tokens: 0,
+                },
+            );
+        }
+        r.phase = Phase::Decode(Vec::new());
+        return;
+    }
     let context = &job.prompt[job.prompt.len().saturating_sub(8)..];
     let mut seqs = Vec::with_capacity(job.n);
     for choice in 0..job.n {
@@ -657,12 +776,7 @@ fn logprob_of(model: &Model, logits: &[f32], t: u32, n: usize) -> TokenLogprob {
             .sum::<f64>()
             .ln();
     let lp = |id: u32| (logits[id as usize] as f64 - lse) as f32;
-    let text = |id: u32| {
-        model
-            .tokenizer()
-            .and_then(|tok| tok.decode(&[id]).ok())
-            .unwrap_or_default()
-    };
+    let text = |id: u32| token_text(model, id);
     let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
     let by_logit = |a: &u32, b: &u32| {
         logits[*b as usize]
@@ -683,4 +797,12 @@ fn logprob_of(model: &Model, logits: &[f32], t: u32, n: usize) -> TokenLogprob {
         logprob: lp(t),
         top,
     }
+}
+
+/// A token's text on its own (empty without a tokenizer).
+fn token_text(model: &Model, id: u32) -> String {
+    model
+        .tokenizer()
+        .and_then(|tok| tok.decode(&[id]).ok())
+        .unwrap_or_default()
 }

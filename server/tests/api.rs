@@ -612,3 +612,117 @@ fn the_chat_template_carried_by_the_model_file_serves_chat() {
         .unwrap()
         .is_empty());
 }
+
+/// `echo` with `logprobs` scores the prompt: what evaluation harnesses (lm-eval's
+/// loglikelihood) send, usually with `max_tokens` 0.
+#[test]
+fn echo_with_logprobs_scores_the_prompt_exactly() {
+    let Some(model) = common::model() else { return };
+    // Longer than one step's scoring budget, so the prompt is scored in pieces.
+    let prompt = common::val_ids(&model, 300);
+    let v = model.vocab_size();
+    let all = mamba_runtime::Session::new(&model)
+        .logits_all(&prompt)
+        .unwrap();
+    // log_softmax of row j - 1 at prompt[j], in f64 like the server.
+    let want: Vec<f64> = (1..prompt.len())
+        .map(|j| {
+            let row = &all[(j - 1) * v..j * v];
+            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&x| (x as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            row[prompt[j] as usize] as f64 - lse
+        })
+        .collect();
+    let tok = model.tokenizer().unwrap();
+    let prompt_text = tok.decode(&prompt).unwrap();
+    let server = TestServer::start(model.clone(), config());
+
+    let (status, r) = server.post(
+        "/v1/completions",
+        &json!({"prompt": prompt, "max_tokens": 0, "echo": true, "logprobs": 2}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let c = &r["choices"][0];
+    assert_eq!(c["text"], prompt_text.as_str());
+    assert_eq!(c["finish_reason"], "length");
+    assert_eq!(r["usage"]["completion_tokens"], 0);
+    assert_eq!(r["usage"]["prompt_tokens"], prompt.len());
+    let lp = &c["logprobs"];
+    let tokens: Vec<&str> = lp["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let each: Vec<String> = prompt.iter().map(|&t| tok.decode(&[t]).unwrap()).collect();
+    assert_eq!(tokens, each, "one entry per prompt token");
+    assert!(lp["token_logprobs"][0].is_null() && lp["top_logprobs"][0].is_null());
+    assert_eq!(lp["text_offset"][0], 0);
+    for (j, w) in want.iter().enumerate() {
+        let got = lp["token_logprobs"][j + 1].as_f64().unwrap();
+        assert!((got - w).abs() < 1e-4, "token {}: {got} vs {w}", j + 1);
+        let top = lp["top_logprobs"][j + 1].as_object().unwrap();
+        assert_eq!(top.len(), 2);
+        let best = top
+            .values()
+            .map(|x| x.as_f64().unwrap())
+            .fold(f64::MIN, f64::max);
+        assert!(
+            got <= best + 1e-6,
+            "token {}: {got} above the best {best}",
+            j + 1
+        );
+    }
+
+    // With tokens generated too: the prompt's entries, then the generated ones,
+    // whose offsets start after the echoed text.
+    let (status, g) = server.post(
+        "/v1/completions",
+        &json!({"prompt": prompt, "max_tokens": 4, "temperature": 0, "echo": true,
+                "logprobs": 2, "ignore_eos": true}),
+    );
+    assert_eq!(status, 200, "{g}");
+    let glp = &g["choices"][0]["logprobs"];
+    assert_eq!(glp["tokens"].as_array().unwrap().len(), prompt.len() + 4);
+    for j in 0..prompt.len() {
+        assert_eq!(
+            glp["token_logprobs"][j], lp["token_logprobs"][j],
+            "entry {j}"
+        );
+    }
+    let chars = prompt_text.chars().count() as u64;
+    assert_eq!(glp["text_offset"][prompt.len()], chars);
+
+    // Streamed: the echo chunk carries the prompt's entries.
+    let chunks = server.stream(
+        "/v1/completions",
+        &json!({"prompt": prompt, "max_tokens": 0, "echo": true, "logprobs": 2,
+                "stream": true}),
+    );
+    let first: Value = serde_json::from_str(&chunks[0]).unwrap();
+    assert_eq!(first["choices"][0]["text"], prompt_text.as_str());
+    assert_eq!(
+        first["choices"][0]["logprobs"]["token_logprobs"],
+        lp["token_logprobs"]
+    );
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+
+    // Echo alone may ask for nothing generated; without echo, max_tokens 0 is refused.
+    let (status, e) = server.post(
+        "/v1/completions",
+        &json!({"prompt": "ROMEO:", "max_tokens": 0, "echo": true}),
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(text_of(&e), "ROMEO:");
+    let (status, e) = server.post(
+        "/v1/completions",
+        &json!({"prompt": "ROMEO:", "max_tokens": 0}),
+    );
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["error"]["param"], "max_tokens");
+}

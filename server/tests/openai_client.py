@@ -31,6 +31,13 @@ for chunk in client.completions.create(
 assert "".join(pieces) == expected, ("".join(pieces), expected)
 assert usage is not None and usage.completion_tokens == c.usage.completion_tokens
 
+# Scoring a prompt (lm-eval's loglikelihood request): echo, logprobs, nothing generated.
+scored = client.completions.create(model=model, prompt="ROMEO: What", max_tokens=0, echo=True, logprobs=1)
+lp = scored.choices[0].logprobs
+assert scored.choices[0].text == "ROMEO: What", scored
+assert lp.token_logprobs[0] is None and all(x <= 0 for x in lp.token_logprobs[1:]), lp
+assert len(lp.tokens) == scored.usage.prompt_tokens and scored.usage.completion_tokens == 0, scored
+
 chat = client.chat.completions.create(
     model=model, messages=[{"role": "user", "content": "What say you?"}],
     max_tokens=16, temperature=0,
