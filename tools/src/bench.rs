@@ -16,6 +16,12 @@
 //!   process running `--single-batch B` where that is not possible or with
 //!   `--isolate`).
 //!
+//! Generated tokens are greedy unless sampling flags say otherwise
+//! (`--temperature`, `--top-p`/`--topp`, `--top-k`, `--repetition-penalty`,
+//! `--seed`: the sampler of `mamba-run`, one per sequence, on the host, timed with
+//! the decode); the reference GPU workload is `--temperature 0.7 --topp 0.9
+//! --repetition-penalty 1.2`.
+//!
 //! Prompt tokens are pseudo-random (PCG32, fixed seed), below the vocabulary size.
 //! A short warm-up (a few tokens) runs before the measurements.
 
@@ -28,7 +34,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mamba_runtime::gpu::{GpuBatch, GpuModel, GpuSession};
 use mamba_runtime::sampler::{argmax, Pcg32};
-use mamba_runtime::{Batch, Model, Session};
+use mamba_runtime::{Batch, Model, Sampler, SamplerParams, Session};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -58,13 +64,41 @@ pub struct BenchArgs {
     #[arg(
         short = 'p',
         long = "n-prompt",
+        visible_alias = "promptlen",
         value_name = "P",
         default_value_t = 512
     )]
     pub n_prompt: usize,
     /// Generated tokens per sequence (tg test), >= 0; 0 skips the tg test.
-    #[arg(short = 'n', long = "n-gen", value_name = "N", default_value_t = 128)]
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        visible_alias = "genlen",
+        value_name = "N",
+        default_value_t = 128
+    )]
     pub n_gen: usize,
+    /// Sampling temperature of the generated tokens, 0-100; 0 (with no repetition
+    /// penalty) is greedy.
+    #[arg(long, value_name = "T", default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches P, (0, 1].
+    #[arg(
+        long = "top-p",
+        visible_alias = "topp",
+        value_name = "P",
+        default_value_t = 1.0
+    )]
+    pub top_p: f32,
+    /// Keep only the K most likely tokens, 0 = all.
+    #[arg(long = "top-k", value_name = "K", default_value_t = 0)]
+    pub top_k: usize,
+    /// Repetition penalty over the last 64 tokens of each sequence, > 0; 1 = none.
+    #[arg(long = "repetition-penalty", value_name = "R", default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Sampling seed (sequence i uses seed + i).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
     /// Batch sizes (sequences run together), comma separated (no empty items), each at
     /// least 1; several values run a batch sweep. [default: 1; with --sweep: 1,2,4,8,16,32]
     #[arg(short = 'b', long = "batch", value_name = "B,B,...")]
@@ -131,6 +165,9 @@ pub struct BenchRow {
     /// Peak device memory (GPU runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_memory_bytes: Option<u64>,
+    /// How generated tokens were chosen, when not greedy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<String>,
     /// Sweep points only: timings and how the peak was measured.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepTimes>,
@@ -233,20 +270,60 @@ impl<'m> Runner<'m> {
     }
 }
 
-fn greedy(logits: &[f32], vocab: usize, out: &mut Vec<u32>) {
-    out.clear();
-    out.extend(logits.chunks_exact(vocab).map(argmax));
+/// How each sequence's next token is chosen: the argmax, or a sampler per
+/// sequence with the sequence's tokens so far (for the repetition penalty).
+enum Picker {
+    Greedy,
+    Sample(Vec<(Sampler, Vec<u32>)>),
 }
 
-/// `n` decode steps from `logits`, feeding the argmax each time; returns seconds.
-fn decode(runner: &mut Runner<'_>, first_logits: Vec<f32>, vocab: usize, n: usize) -> Result<f64> {
+impl Picker {
+    fn new(params: &SamplerParams, prompts: &[Vec<u32>]) -> Result<Picker> {
+        if params.temperature == 0.0 && params.repeat_penalty == 1.0 {
+            return Ok(Picker::Greedy);
+        }
+        let seqs = prompts.iter().enumerate().map(|(i, p)| {
+            let params = SamplerParams {
+                seed: params.seed.wrapping_add(i as u64),
+                ..params.clone()
+            };
+            Ok((Sampler::new(params)?, p.clone()))
+        });
+        Ok(Picker::Sample(seqs.collect::<Result<_>>()?))
+    }
+
+    /// The next token of every sequence from its logits row.
+    fn pick(&mut self, logits: &[f32], vocab: usize, out: &mut Vec<u32>) {
+        out.clear();
+        match self {
+            Picker::Greedy => out.extend(logits.chunks_exact(vocab).map(argmax)),
+            Picker::Sample(seqs) => {
+                for ((sampler, history), row) in seqs.iter_mut().zip(logits.chunks_exact(vocab)) {
+                    let t = sampler.sample(row, history);
+                    history.push(t);
+                    out.push(t);
+                }
+            }
+        }
+    }
+}
+
+/// `n` decode steps from `logits`, feeding the picked tokens each time; returns
+/// seconds (choosing the tokens included).
+fn decode(
+    runner: &mut Runner<'_>,
+    first_logits: Vec<f32>,
+    vocab: usize,
+    n: usize,
+    picker: &mut Picker,
+) -> Result<f64> {
     let mut toks = Vec::new();
-    greedy(&first_logits, vocab, &mut toks);
+    picker.pick(&first_logits, vocab, &mut toks);
     let t0 = Instant::now();
     for _ in 0..n {
         let logits = runner.step(&toks)?;
         let mut next = Vec::with_capacity(toks.len());
-        greedy(logits, vocab, &mut next);
+        picker.pick(logits, vocab, &mut next);
         toks = next;
     }
     Ok(t0.elapsed().as_secs_f64())
@@ -261,22 +338,34 @@ pub fn time_pp(model: Engine<'_>, b: usize, p: usize) -> Result<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// Seconds for `n` decode steps of `b` sequences after a 1-token prompt (not timed).
-pub fn time_tg(model: Engine<'_>, b: usize, n: usize) -> Result<f64> {
+/// Seconds for `n` decode steps of `b` sequences after a 1-token prompt (not timed),
+/// choosing tokens as `sampling` says.
+pub fn time_tg(model: Engine<'_>, b: usize, n: usize, sampling: &SamplerParams) -> Result<f64> {
     let prompts = random_prompts(b, 1, model.vocab_size(), PROMPT_SEED);
+    let mut picker = Picker::new(sampling, &prompts)?;
     let mut runner = Runner::new(model, b)?;
     let logits = runner.prefill(&prompts)?.to_vec();
-    decode(&mut runner, logits, model.vocab_size(), n)
+    decode(&mut runner, logits, model.vocab_size(), n, &mut picker)
 }
 
 /// One sweep repetition: (prompt seconds, decode seconds) for `b` sequences.
-pub fn time_sweep(model: Engine<'_>, b: usize, p: usize, n: usize) -> Result<(f64, f64)> {
+pub fn time_sweep(
+    model: Engine<'_>,
+    b: usize,
+    p: usize,
+    n: usize,
+    sampling: &SamplerParams,
+) -> Result<(f64, f64)> {
     let prompts = random_prompts(b, p, model.vocab_size(), PROMPT_SEED);
+    let mut picker = Picker::new(sampling, &prompts)?;
     let mut runner = Runner::new(model, b)?;
     let t0 = Instant::now();
     let logits = runner.prefill(&prompts)?.to_vec();
     let tp = t0.elapsed().as_secs_f64();
-    Ok((tp, decode(&mut runner, logits, model.vocab_size(), n)?))
+    Ok((
+        tp,
+        decode(&mut runner, logits, model.vocab_size(), n, &mut picker)?,
+    ))
 }
 
 /// A few tokens through the model: maps the weights in and starts the threads.
@@ -320,6 +409,7 @@ impl Setup {
             stddev,
             peak_rss_bytes: rss::peak_rss_bytes(),
             device_memory_bytes: None,
+            sampling: None,
             sweep: None,
         }
     }
@@ -337,7 +427,7 @@ fn sweep_point(
     let (p, n) = (args.n_prompt, args.n_gen);
     let (mut tp, mut td, mut tot, mut tps) = (vec![], vec![], vec![], vec![]);
     for _ in 0..args.repetitions {
-        let (a, d) = time_sweep(model, b, p, n)?;
+        let (a, d) = time_sweep(model, b, p, n, &args.sampling())?;
         tp.push(a);
         td.push(d);
         tot.push(a + d);
@@ -346,6 +436,7 @@ fn sweep_point(
     }
     let mut row = setup.row(b, format!("pp{p}+tg{n}"), p, n, &tps);
     row.device_memory_bytes = device_peak(model);
+    row.sampling = args.sampling_label();
     let (prompt_s, decode_s, (total_s, total_s_stddev)) =
         (mean_std(&tp).0, mean_std(&td).0, mean_std(&tot));
     row.sweep = Some(SweepTimes {
@@ -392,6 +483,18 @@ fn sweep_point_child(args: &BenchArgs, threads: usize, b: usize) -> Result<Bench
             &args.device.to_string(),
             "--single-batch",
             &b.to_string(),
+        ])
+        .args([
+            "--temperature",
+            &args.temperature.to_string(),
+            "--top-p",
+            &args.top_p.to_string(),
+            "--top-k",
+            &args.top_k.to_string(),
+            "--repetition-penalty",
+            &args.repetition_penalty.to_string(),
+            "--seed",
+            &args.seed.to_string(),
         ])
         .output()
         .context("cannot start a child process")?;
@@ -579,9 +682,35 @@ fn ensure_memory(model: &Model, b: usize, p: usize) -> Result<()> {
 }
 
 /// Runs `mamba-bench`.
+impl BenchArgs {
+    /// The sampler settings of the flags (greedy by default).
+    pub fn sampling(&self) -> SamplerParams {
+        SamplerParams {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            repeat_penalty: self.repetition_penalty,
+            repeat_last_n: 64,
+            seed: self.seed,
+            ..SamplerParams::greedy()
+        }
+    }
+
+    /// The sampling settings as a table note / JSON field; `None` when greedy.
+    fn sampling_label(&self) -> Option<String> {
+        (self.temperature != 0.0 || self.repetition_penalty != 1.0).then(|| {
+            format!(
+                "temperature {}, top-p {}, top-k {}, repetition penalty {}, seed {}",
+                self.temperature, self.top_p, self.top_k, self.repetition_penalty, self.seed
+            )
+        })
+    }
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let gpu_index = crate::device::gpu_index(args.device)?;
     ensure!(args.repetitions >= 1, "-r/--repetitions must be at least 1");
+    args.sampling().validate().context("bad sampling flags")?;
     let sweep = args.sweep
         || args.batch.as_ref().is_some_and(|b| b.0.len() > 1)
         || args.single_batch.is_some();
@@ -698,7 +827,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 let secs = if is_pp {
                     time_pp(engine, b, len)?
                 } else {
-                    time_tg(engine, b, len)?
+                    time_tg(engine, b, len, &args.sampling())?
                 };
                 tps.push(b as f64 * len as f64 / secs);
                 pb.inc(1);
@@ -706,6 +835,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let (n_prompt, n_gen) = if is_pp { (len, 0) } else { (0, len) };
             let mut row = setup.row(b, name, n_prompt, n_gen, &tps);
             row.device_memory_bytes = device_peak(engine);
+            if !is_pp {
+                row.sampling = args.sampling_label();
+            }
             rows.push(row);
         }
         pb.finish_and_clear();
@@ -717,6 +849,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     } else {
         print!("{}", table(&rows));
+        if let Some(s) = args.sampling_label() {
+            println!("\ngenerated tokens sampled: {s} (on the host, timed with the decode)");
+        }
         println!(
             "\nkernels: {}, device {}",
             mamba_kernels::cpu::kernels().name,

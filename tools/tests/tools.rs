@@ -442,6 +442,59 @@ fn bench_prints_json_lines() {
     }
 }
 
+/// The reference GPU workload's flags: sampled tokens, noted in the row; the
+/// sweep's child processes get the same flags; bad values are refused.
+#[test]
+fn bench_samples_with_the_reference_workloads_flags() {
+    let Some(model) = tiny() else { return };
+    let sampled = [
+        "--temperature",
+        "0.7",
+        "--topp",
+        "0.9",
+        "--repetition-penalty",
+        "1.2",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            s(model),
+            "--promptlen",
+            "8",
+            "--genlen",
+            "6",
+            "-r",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json_rows(&ok(BENCH, &args).stdout)
+    };
+    let rows = run(&sampled);
+    assert_eq!(rows[0]["test"], "pp8");
+    assert!(rows[0].get("sampling").is_none(), "prefill samples nothing");
+    let note = rows[1]["sampling"].as_str().unwrap();
+    assert!(
+        note.contains("temperature 0.7") && note.contains("top-p 0.9"),
+        "{note}"
+    );
+    assert!(run(&[])[1].get("sampling").is_none(), "greedy by default");
+    let mut isolated = sampled.to_vec();
+    isolated.extend(["-b", "1,2", "--isolate"]);
+    for row in run(&isolated) {
+        assert!(
+            row["sampling"]
+                .as_str()
+                .unwrap()
+                .contains("repetition penalty 1.2"),
+            "{row}"
+        );
+    }
+    for bad in ["--topp=0", "--temperature=-1", "--repetition-penalty=0"] {
+        let line = fails(BENCH, &[s(model), "-r", "1", bad]);
+        assert!(line.contains("sampling"), "{bad}: {line}");
+    }
+}
+
 #[test]
 fn bench_sweep_writes_a_plot() {
     let Some(model) = tiny() else { return };
