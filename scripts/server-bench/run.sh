@@ -5,6 +5,7 @@
 #                                  # NP=64 CONCURRENCY="1 4 16 64" MAX_TOKENS=64
 #                                  # PROMPT_LEN=128 REQS=8 ROUNDS=1 TIME_BUDGET=60
 #                                  # CACHE_PREFIX=2048 CACHE_NEW=8 CACHE_REPS=3 PORT=18180
+#                                  # ENGINES="llama mamba" MAMBA_FLAGS="--prefill-step 512"
 #
 # 1. Builds llama-server (and llama-quantize) from the llama.cpp source that
 #    scripts/llama-baseline/run.sh uses (llama-src.sh: the llama-cpp-python sdist's
@@ -53,6 +54,7 @@ PORT="${PORT:-18180}"
 SLOT_CTX="${SLOT_CTX:-$((CACHE_PREFIX + CACHE_NEW + MAX_TOKENS + PROMPT_LEN + 64))}"
 SHARED="${MAMBA_SHARED:-$ROOT/../shared}"
 ENGINES="${ENGINES:-llama mamba}"
+MAMBA_FLAGS="${MAMBA_FLAGS:-}"   # extra mamba-server flags, e.g. "--prefill-step 512"
 load_py() { python3 "$ROOT/scripts/server-bench/load.py" "$@"; }
 has() { case " $ENGINES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 mkdir -p "$WORK" "$OUT"
@@ -111,7 +113,7 @@ start_llama() {
 start_mamba() {
     local m=$1 port=$2 log=$3; shift 3
     "$T/mamba-server" "$m" --host 127.0.0.1 --port "$port" -np "$NP" -t "$THREADS" \
-        --queue "$((NP > 64 ? NP : 64))" "$@" >"$log" 2>&1 &
+        --queue "$((NP > 64 ? NP : 64))" $MAMBA_FLAGS "$@" >"$log" 2>&1 &
     SPID=$!; PIDS+=("$SPID")
 }
 
@@ -156,7 +158,7 @@ tag() { printf '{"model": "%s", "type": "%s", "engine": "%s"%s}' "$name" "$type"
 echo "- host: $(uptime | sed 's/^ *//') (start)"
 echo "- cpu: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) logical CPUs;$(cpu_simd)"
 echo "- llama.cpp: ${LLAMA_COMMIT:0:9} (llama-cpp-python ${LLAMA_PY}'s vendored source unless LLAMA_SRC), llama-server -np $NP -c $((NP * SLOT_CTX)) -t $THREADS -cb"
-has mamba && echo "- mamba: $("$T/mamba-server" --version 2>/dev/null || echo unknown), mamba-server -np $NP -t $THREADS"
+has mamba && echo "- mamba: $("$T/mamba-server" --version 2>/dev/null || echo unknown), mamba-server -np $NP -t $THREADS $MAMBA_FLAGS"
 echo "- load: concurrency $CONCURRENCY; $REQS requests per level (at least 1 per client); prompts $PROMPT_LEN tokens; max_tokens $MAX_TOKENS, temperature 0, ignore_eos; $ROUNDS round(s)"
 echo
 

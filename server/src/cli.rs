@@ -37,6 +37,11 @@ pub struct Args {
     /// Largest max_tokens a request may ask for, 1-1048576.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_tokens_limit: u64,
+    /// Most prompt tokens fed in one step while other sequences are decoding,
+    /// 1-512 (a step holds every stream: smaller keeps their tokens steady, larger
+    /// gives newcomers their first token sooner; alone, a prompt takes 512).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=512))]
+    pub prefill_step: u64,
     /// Requests allowed to wait for a slot, 1-65536; more get 429.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub queue: u64,

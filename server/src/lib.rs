@@ -48,6 +48,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Largest request body in bytes; larger gets 413.
     pub max_body: usize,
+    /// Most prompt tokens fed per step while other sequences decode (1-512).
+    pub prefill_step: usize,
 }
 
 /// Why the server could not start or stopped.
@@ -77,6 +79,7 @@ pub async fn serve(
         config.parallel,
         config.queue,
         config.cache_bytes,
+        config.prefill_step,
         metrics.clone(),
     )?;
     let state = Arc::new(routes::AppState {

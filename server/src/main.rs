@@ -38,6 +38,7 @@ fn run() -> Result<()> {
         chat_template,
         timeout: Duration::from_secs(args.timeout),
         max_body: args.max_body as usize,
+        prefill_step: args.prefill_step as usize,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -194,6 +194,7 @@ pub fn start(
     parallel: usize,
     queue: usize,
     cache_bytes: usize,
+    prefill_step: usize,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
@@ -209,6 +210,7 @@ pub fn start(
         scratch: Scratch::default(),
         logits: Vec::new(),
         metrics: metrics.clone(),
+        prefill_step: prefill_step.clamp(1, PREFILL_TOKENS),
     };
     let thread = std::thread::Builder::new()
         .name("mamba-scheduler".into())
@@ -269,6 +271,8 @@ struct Scheduler {
     scratch: Scratch,
     logits: Vec<f32>, // (segments, vocab)
     metrics: Arc<Metrics>,
+    /// Prompt tokens per step while others decode (see `--prefill-step`).
+    prefill_step: usize,
 }
 
 fn send(job: &Job, ev: Event) {
@@ -505,7 +509,17 @@ impl Scheduler {
 
     fn forward_and_sample(&mut self) {
         self.prefill_scored();
-        let mut budget = PREFILL_TOKENS;
+        // A step holds every stream until its prompt chunk is fed: beside decoding
+        // sequences, feed less per step.
+        let decoding = self
+            .running
+            .iter()
+            .any(|r| matches!(&r.phase, Phase::Decode(seqs) if !seqs.is_empty()));
+        let mut budget = if decoding {
+            self.prefill_step
+        } else {
+            PREFILL_TOKENS
+        };
         let mut segs = Vec::new();
         let mut owners = Vec::new();
         for (ri, r) in self.running.iter_mut().enumerate() {

@@ -68,6 +68,7 @@ pub fn config() -> Config {
         chat_template: None,
         timeout: Duration::from_secs(120),
         max_body: 1 << 20,
+        prefill_step: 128,
     }
 }
 
